@@ -1,0 +1,1 @@
+"""Plugyard benchmark harness: `python -m bench` (see docs/benchmarks.md)."""

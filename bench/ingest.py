@@ -1,0 +1,323 @@
+"""Metrics ingest throughput (events/s) next to a raw COPY floor, in the same run.
+
+    python -m bench.ingest [--batches 200] [--rows 500] [--logs 50] [--concurrency 4] [--json]
+
+Uses DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres) to create and drop a
+throwaway database. An event is one aggregate row (tenant, namespace, plugin, version, variant,
+minute) or one log entry, as a gateway sends them. Three figures:
+
+- http:    signed batches POSTed to a real `plugyard serve` (granian) by `concurrency` senders:
+           signature check, decoding, one transaction per batch (batch id, COPY into a staging
+           table, upsert of minute rows, usage, logs + per-plugin trim);
+- service: the same batches through `IngestService` in-process (no HTTP), same concurrency;
+- floor:   `copy_records_to_table` of the same rows and log entries into plain tables without
+           keys or indexes, same concurrency: what PostgreSQL takes at best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import msgspec
+
+from plugyard import db, signing
+from plugyard.metrics.repository import LOG_COLUMNS, STAGE_COLUMNS
+from plugyard.metrics.schemas import INGEST_PATH, N_BUCKETS
+from plugyard.metrics.service import IngestService, decode_batch
+from plugyard.settings import PROJECT_ROOT, DatabaseSettings, MetricsSettings
+
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+TENANTS = 10
+PLUGINS = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_batches(n: int, rows: int, logs: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Batches like a busy gateway's: each flush updates the current minute of many plugins."""
+    rng = random.Random(seed)
+    start_minute = (int(time.time()) // 60 - 30) * 60
+    out = []
+    for b in range(n):
+        minute = start_minute + (b // 20) * 60  # 20 flushes per minute: most rows are upserts
+        batch_rows = []
+        for r in range(rows):
+            tenant, plugin = r % TENANTS, (r // TENANTS) % PLUGINS
+            variant = f"v{r // (TENANTS * PLUGINS)}"
+            latency = [0] * N_BUCKETS
+            requests = rng.randint(1, 50)
+            for _ in range(requests):
+                latency[rng.randint(0, N_BUCKETS - 1)] += 1
+            batch_rows.append(
+                {
+                    "tenant": f"bench-{tenant}",
+                    "namespace": "prod",
+                    "plugin": f"p{plugin}",
+                    "version": f"{plugin:064x}",
+                    "variant": variant,
+                    "minute": minute,
+                    "requests": requests,
+                    "s2xx": requests,
+                    "latency": latency,
+                    "outcomes": {"ok": requests},
+                }
+            )
+        batch_logs = [
+            {
+                "tenant": f"bench-{i % TENANTS}",
+                "namespace": "prod",
+                "plugin": f"p{i % PLUGINS}",
+                "version": f"{i % PLUGINS:064x}",
+                "at": minute * 1000 + i,
+                "kind": "log",
+                "level": "log",
+                "message": f"handled request {b}-{i}",
+            }
+            for i in range(logs)
+        ]
+        out.append(
+            {
+                "batch_id": str(uuid.uuid4()),
+                "gateway": "bench",
+                "sealed_at": int(time.time() * 1000),
+                "rows": batch_rows,
+                "logs": batch_logs,
+            }
+        )
+    return out
+
+
+async def _gather_limited(concurrency: int, jobs: list[Any]) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(job: Any) -> None:
+        async with sem:
+            await job
+
+    await asyncio.gather(*(one(j) for j in jobs))
+
+
+async def bench_service(pool: asyncpg.Pool, secret: str, bodies: list[bytes], concurrency: int) -> float:
+    settings = MetricsSettings()
+
+    async def ingest(body: bytes) -> None:
+        headers = signing.sign(secret, method="POST", path=INGEST_PATH, body=body)
+        batch = decode_batch(secret, headers, INGEST_PATH, body)
+        async with pool.acquire() as conn:
+            result = await IngestService(conn, settings).ingest(batch)
+        assert result.status == "stored"
+
+    started = time.perf_counter()
+    await _gather_limited(concurrency, [ingest(b) for b in bodies])
+    return time.perf_counter() - started
+
+
+async def bench_http(url: str, secret: str, bodies: list[bytes], concurrency: int) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def post(body: bytes) -> None:
+            headers = signing.sign(secret, method="POST", path=INGEST_PATH, body=body)
+            response = await http.post(INGEST_PATH, content=body, headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "stored", response.text
+
+        started = time.perf_counter()
+        await _gather_limited(concurrency, [post(b) for b in bodies])
+        return time.perf_counter() - started
+
+
+async def bench_floor(pool: asyncpg.Pool, batches: list[dict[str, Any]], concurrency: int) -> float:
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE floor_rows (LIKE metrics_minutes)")
+        await conn.execute(
+            "CREATE TABLE floor_logs (tenant_id uuid, namespace text, plugin text, version text, "
+            "at timestamptz, kind text, level text, message text, stack text)"
+        )
+    tenant_id = uuid.uuid4()
+    prepared = []
+    for batch in batches:
+        rows = [
+            (
+                tenant_id,
+                r["namespace"],
+                r["plugin"],
+                r["version"],
+                r["variant"],
+                _ts(r["minute"]),
+                r["requests"],
+                r["s2xx"],
+                0,
+                0,
+                0,
+                0,
+                r["requests"],
+                0,
+                0,
+                0,
+                0,
+                0,
+                r["latency"],
+            )
+            for r in batch["rows"]
+        ]
+        logs = [
+            (
+                tenant_id,
+                e["namespace"],
+                e["plugin"],
+                e["version"],
+                _ts(e["at"] / 1000),
+                "log",
+                "log",
+                e["message"],
+                None,
+            )
+            for e in batch["logs"]
+        ]
+        prepared.append((rows, logs))
+
+    async def copy(rows: list[tuple[Any, ...]], logs: list[tuple[Any, ...]]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("floor_rows", records=rows, columns=STAGE_COLUMNS)
+            if logs:
+                await conn.copy_records_to_table("floor_logs", records=logs, columns=LOG_COLUMNS)
+
+    started = time.perf_counter()
+    await _gather_limited(concurrency, [copy(r, lg) for r, lg in prepared])
+    return time.perf_counter() - started
+
+
+def _ts(seconds: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def _start_control_plane(database_url: str, secret: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PLUGYARD_GATEWAY_SECRET": secret,
+        "PLUGYARD_PORT": str(port),
+        "PLUGYARD_ADMIN_TOKEN": "pyd_admin_" + secrets.token_urlsafe(16),
+        "PLUGYARD_LOG_LEVEL": "warning",
+        "PLUGYARD_DB_POOL_MAX": "10",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plugyard", "serve", "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the control plane did not start")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    server = os.environ.get("DATABASE_URL", DEFAULT_SERVER_URL)
+    name = f"plugyard_bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server, name)
+    secret = secrets.token_hex(16)
+    proc = None
+    try:
+        conn = await db.connect(url)
+        await db.migrate(conn, PROJECT_ROOT / "migrations")
+        await conn.executemany(
+            "INSERT INTO tenants (slug, name) VALUES ($1, $1)", [(f"bench-{i}",) for i in range(TENANTS)]
+        )
+        await conn.close()
+        pool = await db.create_pool(
+            DatabaseSettings(url=url, pool_min=args.concurrency, pool_max=args.concurrency)
+        )
+        events = args.batches * (args.rows + args.logs)
+        results: dict[str, Any] = {
+            "batches": args.batches,
+            "rows_per_batch": args.rows,
+            "logs_per_batch": args.logs,
+            "concurrency": args.concurrency,
+            "events": events,
+        }
+        # Fresh batch ids for each contender; the same shape and keys.
+        floor_s = await bench_floor(pool, make_batches(args.batches, args.rows, args.logs), args.concurrency)
+        service_bodies = [msgspec.json.encode(b) for b in make_batches(args.batches, args.rows, args.logs)]
+        service_s = await bench_service(pool, secret, service_bodies, args.concurrency)
+        await pool.close()
+        proc, api = _start_control_plane(url, secret)
+        http_bodies = [msgspec.json.encode(b) for b in make_batches(args.batches, args.rows, args.logs)]
+        http_s = await bench_http(api, secret, http_bodies, args.concurrency)
+        for label, seconds in (("floor_copy", floor_s), ("service", service_s), ("http", http_s)):
+            results[label] = {"seconds": round(seconds, 3), "events_per_s": round(events / seconds)}
+        return results
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=500, help="aggregate rows per batch")
+    parser.add_argument("--logs", type=int, default=50, help="log entries per batch")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(
+        f"metrics ingest: {args.batches} batches x ({args.rows} rows + {args.logs} logs), "
+        f"concurrency {args.concurrency}, {results['events']} events"
+    )
+    floor = results["floor_copy"]["events_per_s"]
+    for label in ("floor_copy", "service", "http"):
+        r = results[label]
+        print(
+            f"  {label:<11} {r['events_per_s']:>9} events/s  {r['seconds']:>7.2f} s  "
+            f"{100 * r['events_per_s'] / floor:5.1f}% of floor"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+/**
+ * Starting plugin isolates with the Worker Loader binding.
+ *
+ * Loader ids include the version's content hash and the env hash, so a new version or new vars
+ * get a new isolate (loaded isolates cannot be evicted on demand) and the same code in two
+ * tenants gets two isolates. Code is fetched from the Registry only inside the callback, i.e.
+ * only when the loader has no warm isolate for the id.
+ */
+import { registryStub } from "./registry.js";
+import { noteIsolateLoaded } from "./pool.js";
+
+/** Used when a bundle carries no compatibility date. */
+const DEFAULT_COMPATIBILITY_DATE = "2025-11-01";
+
+/**
+ * @typedef {import("./registry.js").Bundle} Bundle
+ * @typedef {import("./registry.js").PluginState} PluginState
+ */
+
+/**
+ * @typedef {Object} PluginRef
+ * @property {string} tenant
+ * @property {string} namespace
+ * @property {string} plugin
+ * @property {PluginState} state Must have a non-null version.
+ */
+
+/**
+ * The loader id: `{tenant}/{namespace}/{plugin}@{version}+{env_hash}`.
+ * @param {PluginRef} ref
+ * @returns {string}
+ */
+export function loaderId(ref) {
+  // An experiment variant gets its own isolate: its metrics and conversions are tagged with it.
+  const variant = ref.state.variant ? `#${ref.state.variant}` : "";
+  return `${ref.tenant}/${ref.namespace}/${ref.plugin}@${ref.state.version}+${ref.state.env_hash}${variant}`;
+}
+
+/**
+ * Decodes standard base64 into bytes.
+ * @param {string} text
+ * @returns {Uint8Array}
+ */
+export function decodeBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * Converts a stored module value into the Worker Loader module format.
+ * @param {Record<string, unknown>} value One of {js}, {cjs}, {text}, {json}, {data}, {wasm}.
+ * @returns {Record<string, unknown>}
+ */
+export function toLoaderModule(value) {
+  if ("data" in value) return { data: decodeBase64(String(value.data)).buffer };
+  if ("wasm" in value) return { wasm: decodeBase64(String(value.wasm)).buffer };
+  return value;
+}
+
+/**
+ * Builds the Worker Loader code object for a bundle.
+ * @param {Bundle} bundle
+ * @param {PluginState} state
+ * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Per-namespace entrypoints
+ *   (egress, tail); `globalOutbound` defaults to null (no network), never the gateway's own.
+ */
+export function workerCode(bundle, state, wiring = {}) {
+  /** @type {Record<string, unknown>} */
+  const modules = {};
+  for (const [name, value] of Object.entries(bundle.modules)) modules[name] = toLoaderModule(value);
+  /** @type {Record<string, unknown>} */
+  const code = {
+    compatibilityDate: bundle.compatibilityDate || DEFAULT_COMPATIBILITY_DATE,
+    compatibilityFlags: bundle.compatibilityFlags ?? [],
+    mainModule: bundle.mainModule,
+    modules,
+    // Secrets (pushed over the signed channel) win over a var of the same name.
+    env: { ...state.vars, ...(state.secrets ?? {}), ...(wiring.env ?? {}) },
+    globalOutbound: wiring.globalOutbound ?? null,
+  };
+  if (state.limits) code.limits = state.limits;
+  if (wiring.tails) code.tails = wiring.tails;
+  return code;
+}
+
+/**
+ * The default `fetch` entrypoint of a plugin's isolate (loaded on first use).
+ * @param {{LOADER: any, REGISTRY: DurableObjectNamespace}} env
+ * @param {PluginRef} ref
+ * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Passed to {@link workerCode};
+ *   only used when the isolate is not loaded yet.
+ * @returns {Fetcher}
+ */
+export function pluginEntrypoint(env, ref, wiring = {}) {
+  const version = /** @type {string} */ (ref.state.version);
+  const stub = env.LOADER.get(loaderId(ref), async () => {
+    const bundle = await registryStub(env.REGISTRY).getBundle(version);
+    if (!bundle) throw new Error(`bundle ${version} is not stored`);
+    noteIsolateLoaded();
+    return workerCode(bundle, ref.state, wiring);
+  });
+  return stub.getEntrypoint();
+}

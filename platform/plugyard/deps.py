@@ -1,0 +1,101 @@
+"""Request-scoped dependencies shared by the feature APIs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import Parameter, QueryParameter
+
+from plugyard.db import Connection
+from plugyard.deployments.service import Publisher
+from plugyard.fields import Slug
+from plugyard.namespaces.schemas import NamespaceRow
+from plugyard.namespaces.service import NamespaceService, found_namespace
+from plugyard.tenants.schemas import Access, Principal, TenantRow
+from plugyard.tenants.service import TenantService, visible_tenant
+
+DbConn = NamedDependency[Connection]
+RequestAccess = NamedDependency[Access]
+CurrentPrincipal = NamedDependency[Principal]
+CurrentTenant = NamedDependency[TenantRow]
+CurrentNamespace = NamedDependency[NamespaceRow]
+Gateways = NamedDependency[Publisher]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="page size (at most 200)")]
+AfterName = Annotated[str, QueryParameter(max_length=63, description="name or slug to start after")]
+BeforeNumber = Annotated[int, QueryParameter(ge=1, description="number to start below (newest first)")]
+LAST = 2**31 - 1
+
+# The request dependencies form one chain: publisher → conn → access → principal → tenant_row →
+# namespace_row. Litestar resolves dependencies of the same depth concurrently, in an anyio task
+# group per request; these cannot overlap anyway (one connection runs one query at a time), and
+# the task group cost a quarter of the CPU of an authenticated GET (docs/benchmarks.md,
+# "Control-plane performance pass"). Hence the extra parameters below that the bodies ignore.
+
+
+async def provide_conn(state: State, publisher: Gateways) -> AsyncIterator[Connection]:
+    """One pooled connection for the whole request.
+
+    Released without asyncpg's session reset query (db.PooledConnection): request code keeps
+    its state inside transactions, which asyncpg still rolls back if one is left open.
+    `publisher` only orders the dependencies (see above).
+    """
+    async with state.pool.acquire() as conn:
+        mark = getattr(conn, "mark_request_scoped", None)
+        if mark is not None:
+            mark()
+        yield conn
+
+
+async def provide_access(request: Request[object, object, State], conn: DbConn) -> Access:
+    """The caller and the path's tenant and namespace, resolved in one query (401 otherwise).
+
+    The three dependencies below read it, so a request makes one round trip for all of them.
+    """
+    state = request.app.state
+    service = TenantService(conn, admin_token_digest=state.admin_digest, last_used=state.token_last_used)
+    params = request.path_params
+    tenant, namespace = params.get("tenant"), params.get("namespace")
+    return await service.resolve(
+        request.headers.get("authorization"),
+        tenant=tenant if isinstance(tenant, str) else None,
+        namespace=namespace if isinstance(tenant, str) and isinstance(namespace, str) else None,
+    )
+
+
+async def provide_principal(access: RequestAccess) -> Principal:
+    """The authenticated caller (401 problem otherwise)."""
+    return access.principal
+
+
+async def provide_tenant_row(
+    tenant: Annotated[Slug, Parameter(description="tenant slug")],
+    principal: CurrentPrincipal,
+    access: RequestAccess,
+    conn: DbConn,
+) -> TenantRow:
+    """The tenant named in the path, if `principal` may see it (404 otherwise)."""
+    if access.tenant_slug == tenant:
+        return visible_tenant(access.tenant, tenant)
+    return await TenantService(conn).tenant_for(principal, tenant)
+
+
+async def provide_namespace_row(
+    namespace: Annotated[Slug, Parameter(description="namespace name")],
+    tenant_row: CurrentTenant,
+    access: RequestAccess,
+    conn: DbConn,
+) -> NamespaceRow:
+    """The namespace named in the path within the caller's tenant."""
+    if access.namespace_name == namespace and access.tenant == tenant_row:
+        return found_namespace(access.namespace, namespace)
+    return await NamespaceService(conn).get(tenant_row, namespace)
+
+
+def provide_publisher(state: State) -> Publisher:
+    """The gateways and their signed client."""
+    publisher: Gateways = state.publisher
+    return publisher

@@ -1,0 +1,1 @@
+"""Talking to the gateway: the signed HTTP client and the local workerd process."""

@@ -1,0 +1,205 @@
+"""One workerd process of a gateway pool (see supervisor.py): launch, output, probe, stop.
+
+A member is either the `state` process (holds the Durable Objects' SQLite storage, serves no
+plugin traffic, reachable by the others on its loopback debug port) or a `serve` process (serves
+the pool's shared listening socket and has its own loopback admin socket for probes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from plugyard import signing
+from plugyard.gateway import config
+
+PROCESS_PATH = "/_plugyard/process"
+
+
+class Flight:
+    """A plugin dispatch a serving process announced and has not settled (src/pool.js)."""
+
+    __slots__ = ("at", "plugin_id", "seq")
+
+    def __init__(self, seq: int, plugin_id: str, at: float) -> None:
+        self.seq = seq
+        self.plugin_id = plugin_id
+        self.at = at
+
+
+class Member:
+    """A workerd process in the pool."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        role: str,
+        workdir: Path,
+        cfg: config.GatewayConfig,
+        probe_port: int,
+        storage_dir: Path,
+        env: dict[str, str],
+        secret: str,
+        log: IO[bytes] | None,
+        pass_fds: tuple[int, ...] = (),
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        """Describe the process; `start` launches it."""
+        self.name = name
+        self.role = role
+        self.probe_port = probe_port
+        self.secret = secret
+        self.log = log
+        self.state = "new"  # new → starting → ready → draining | killed → exited
+        self.isolates = 0
+        self.flights: dict[int, Flight] = {}
+        self.last_probe_ok = 0.0
+        self.started_at = 0.0
+        self._lock = threading.Lock()
+        path = config.write(cfg, workdir / f"{name}.capnp")
+        storage_dir.mkdir(parents=True, exist_ok=True)
+        self._argv = [*config.command(cfg, path, storage_dir=storage_dir), *extra_args]
+        self._env = env
+        self._pass_fds = pass_fds
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._client = httpx.Client(timeout=2.0)
+
+    @property
+    def pid(self) -> int | None:
+        """The OS process id (None before start)."""
+        return None if self.proc is None else self.proc.pid
+
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        """Launch workerd; its stdout is read by a thread (dispatch lines; the rest goes to the log)."""
+        self.state = "starting"
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
+            self._argv,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=self.log or subprocess.DEVNULL,
+            pass_fds=self._pass_fds,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, name=f"{self.name}-stdout", daemon=True).start()
+
+    def _read(self) -> None:
+        # workerd writes console.log lines synchronously, so this must keep up: a full pipe would
+        # block the gateway. Dispatch lines are tiny and parsed without regexes.
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        flights = self.flights
+        for raw in self.proc.stdout:
+            if raw.startswith(b"plugyard:> "):
+                seq, _, plugin_id = raw[11:].rstrip().partition(b" ")
+                flights[int(seq)] = Flight(int(seq), plugin_id.decode(), time.monotonic())
+            elif raw.startswith(b"plugyard:< "):
+                flights.pop(int(raw[11:]), None)
+            elif self.log is not None:
+                self.log.write(f"[{self.name}] ".encode() + raw)
+                self.log.flush()
+
+    def probe(self, timeout_s: float) -> dict[str, object] | None:
+        """Ask the process about itself; None if it does not answer in time (or at all)."""
+        # Serving processes answer the signed per-process probe; the state process its liveness.
+        serve = self.role == "serve"
+        headers = signing.sign(self.secret, method="GET", path=PROCESS_PATH) if serve else {}
+        path = PROCESS_PATH if serve else "/_plugyard/health"
+        try:
+            response = self._client.get(
+                f"http://127.0.0.1:{self.probe_port}{path}", headers=headers, timeout=timeout_s
+            )
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        body: dict[str, object] = response.json()
+        self.last_probe_ok = time.monotonic()
+        isolates = body.get("isolates")
+        if isinstance(isolates, int):
+            self.isolates = isolates
+        return body
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Poll until the process answers its probe; False if it exited or timed out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if self.probe(0.5) is not None:
+                if self.role == "serve":
+                    self._warm_up()
+                self.state = "ready"
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _warm_up(self) -> None:
+        # One data-plane request (it matches no route) loads the pushed state from the state
+        # process now, so this process can serve from memory even if the state process is down
+        # when its first real request arrives.
+        with contextlib.suppress(httpx.HTTPError):
+            self._client.get(
+                f"http://127.0.0.1:{self.probe_port}/",
+                headers={"host": "warm-up.plugyard.invalid"},
+                timeout=5.0,
+            )
+
+    def last_flight(self) -> Flight | None:
+        """The most recent dispatch still in flight: the attributed culprit of a hang."""
+        flights = list(self.flights.values())
+        return max(flights, key=lambda f: f.seq) if flights else None
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after `grace_s` (a looping process ignores SIGTERM)."""
+        if self.proc is None:
+            return
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc.wait(timeout=10)
+        self.state = "exited"
+
+    def drain(self) -> None:
+        """Ask workerd to stop accepting and exit when in-flight requests finish (SIGTERM)."""
+        self.state = "draining"
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL now."""
+        if self.proc is not None and self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the process (Linux /proc), or None."""
+        if self.pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.pid}/statm").read_text().split()
+        except OSError:
+            return None
+        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def close(self) -> None:
+        """Release the probe client."""
+        self._client.close()

@@ -1,0 +1,242 @@
+"""SQL for metrics, usage and plugin logs; every tenant query filters by tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from plugyard.metrics.schemas import GatewayRow, LogEntry, MetricRow, UsageDay
+
+_KEY = "namespace, plugin, version, variant"
+_SUMS = (
+    "requests, s2xx, s3xx, s4xx, s5xx, failures, outcome_ok, outcome_exception, outcome_exceeded_cpu, "
+    "outcome_exceeded_memory, outcome_canceled, outcome_other"
+)
+_SUM_NAMES = tuple(_SUMS.split(", "))
+STAGE_COLUMNS = ("tenant_id", *_KEY.split(", "), "minute", *_SUM_NAMES, "latency")
+_ADD = ", ".join(f"{c} = m.{c} + excluded.{c}" for c in _SUM_NAMES)
+_ADD_LATENCY = (
+    "latency = ARRAY(SELECT a + b FROM unnest(m.latency, excluded.latency) WITH ORDINALITY AS x(a, b, i) "
+    "ORDER BY i)"
+)
+
+_CLAIM_BATCH = """
+INSERT INTO metrics_batches
+    (batch_id, gateway, sealed_at, rows, logs, requests, dropped_requests, dropped_logs, dropped_batches)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (batch_id) DO NOTHING
+RETURNING batch_id
+"""
+_TENANT_IDS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
+_STAGE = "CREATE TEMP TABLE metrics_stage (LIKE metrics_minutes) ON COMMIT DROP"
+_UPSERT_MINUTES = f"""
+INSERT INTO metrics_minutes AS m (tenant_id, {_KEY}, minute, {_SUMS}, latency)
+SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency FROM metrics_stage
+ORDER BY tenant_id, minute, {_KEY}
+ON CONFLICT (tenant_id, minute, {_KEY}) DO UPDATE SET {_ADD}, {_ADD_LATENCY}
+"""
+_UPSERT_USAGE = """
+INSERT INTO usage_days AS u (tenant_id, day, requests, errors)
+SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[], $4::bigint[])
+ON CONFLICT (tenant_id, day)
+DO UPDATE SET requests = u.requests + excluded.requests, errors = u.errors + excluded.errors
+"""
+_INSERT_USAGE_VERSIONS = """
+INSERT INTO usage_day_versions (tenant_id, day, namespace, plugin, version)
+SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT DO NOTHING
+"""
+LOG_COLUMNS = ("tenant_id", "namespace", "plugin", "version", "at", "kind", "level", "message", "stack")
+# Keeps the newest $4 entries of each plugin touched by a batch: one cutoff id per plugin (an
+# index scan from the newest entry), then an index range delete below it.
+_TRIM_LOGS = """
+WITH cutoff AS (
+  SELECT p.tenant_id, p.namespace, p.plugin,
+         (SELECT x.id FROM plugin_logs x
+          WHERE x.tenant_id = p.tenant_id AND x.namespace = p.namespace AND x.plugin = p.plugin
+          ORDER BY x.id DESC OFFSET $4 LIMIT 1) AS id
+  FROM unnest($1::uuid[], $2::text[], $3::text[]) AS p(tenant_id, namespace, plugin)
+)
+DELETE FROM plugin_logs l USING cutoff c
+WHERE c.id IS NOT NULL AND l.tenant_id = c.tenant_id AND l.namespace = c.namespace
+  AND l.plugin = c.plugin AND l.id <= c.id
+"""
+
+_FILTER = (
+    "tenant_id = $1 AND ($4::text IS NULL OR namespace = $4) AND ($5::text IS NULL OR plugin = $5) "
+    "AND ($6::text IS NULL OR version LIKE $6 || '%') AND ($7::text IS NULL OR variant = $7)"
+)
+_MINUTES = (
+    f"SELECT {_KEY}, minute AS t, {_SUMS}, latency FROM metrics_minutes "
+    f"WHERE {_FILTER} AND minute >= $2 AND minute < $3"
+)
+_HOURS = f"""
+SELECT {_KEY}, hour AS t, {_SUMS}, latency FROM metrics_hours
+WHERE {_FILTER} AND hour >= $2 AND hour < $3
+UNION ALL
+SELECT {_KEY}, date_trunc('hour', minute, 'UTC') AS t, {_SUMS}, latency FROM metrics_minutes
+WHERE {_FILTER} AND minute >= $2 AND minute < $3
+"""
+_USAGE = """
+SELECT d.day, d.requests, d.errors,
+       (SELECT count(*) FROM usage_day_versions v WHERE v.tenant_id = d.tenant_id AND v.day = d.day)
+       AS versions
+FROM usage_days d WHERE d.tenant_id = $1 AND d.day >= $2 AND d.day <= $3 ORDER BY d.day
+"""
+_PLUGIN_EXISTS = "SELECT 1 FROM plugins WHERE tenant_id = $1 AND namespace_id = $2 AND name = $3"
+_LOG_SELECT = "SELECT id, at, version, kind, level, message, stack FROM plugin_logs "
+_LOGS_AFTER = (
+    _LOG_SELECT + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND id > $4 ORDER BY id LIMIT $5"
+)
+_LOGS_LATEST = (
+    _LOG_SELECT + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 ORDER BY id DESC LIMIT $4"
+)
+
+_LATENCY_SUM = """
+lat AS (
+  SELECT tenant_id, namespace, plugin, version, variant, hour, u.i, sum(u.v)::bigint AS v
+  FROM moved, unnest(latency) WITH ORDINALITY AS u(v, i)
+  GROUP BY tenant_id, namespace, plugin, version, variant, hour, u.i
+), lat_arr AS (
+  SELECT tenant_id, namespace, plugin, version, variant, hour, array_agg(v ORDER BY i) AS latency
+  FROM lat GROUP BY tenant_id, namespace, plugin, version, variant, hour
+)"""
+_ROLLUP = f"""
+WITH deleted AS (
+  DELETE FROM metrics_minutes WHERE minute < $1 RETURNING *
+), moved AS (
+  SELECT *, date_trunc('hour', minute, 'UTC') AS hour FROM deleted
+), sums AS (
+  SELECT tenant_id, {_KEY}, hour, {", ".join(f"sum({c})::bigint AS {c}" for c in _SUM_NAMES)}
+  FROM moved GROUP BY tenant_id, {_KEY}, hour
+), {_LATENCY_SUM}
+INSERT INTO metrics_hours AS m (tenant_id, {_KEY}, hour, {_SUMS}, latency)
+SELECT s.tenant_id, s.namespace, s.plugin, s.version, s.variant, s.hour,
+       {", ".join(f"s.{c}" for c in _SUM_NAMES)}, l.latency
+FROM sums s JOIN lat_arr l USING (tenant_id, namespace, plugin, version, variant, hour)
+ON CONFLICT (tenant_id, hour, {_KEY}) DO UPDATE SET {_ADD}, {_ADD_LATENCY}
+"""
+_PRUNE_HOURS = "DELETE FROM metrics_hours WHERE hour < $1"
+_PRUNE_BATCHES = "DELETE FROM metrics_batches WHERE received_at < $1"
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+_LOCK = "SELECT pg_advisory_xact_lock($1)"
+_GATEWAYS = """
+SELECT gateway, max(received_at) AS last_received_at, sum(dropped_requests)::bigint AS dropped_requests,
+       sum(dropped_logs)::bigint AS dropped_logs, sum(dropped_batches)::bigint AS dropped_batches
+FROM metrics_batches GROUP BY gateway ORDER BY gateway
+"""
+_OPEN_PUSHES = (
+    "SELECT status, count(*) AS n FROM pushes WHERE status IN ('pending', 'failed') GROUP BY status"
+)
+
+
+class MetricsRepository:
+    """Metrics rows, usage and logs."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        """Bind the repository to one connection."""
+        self._conn = conn
+
+    async def claim_batch(self, batch_id: UUID, gateway: str, sealed_at: datetime, **counts: int) -> bool:
+        """Record a batch id; False when it is already held (a replay)."""
+        claimed = await self._conn.fetchval(
+            _CLAIM_BATCH,
+            batch_id,
+            gateway,
+            sealed_at,
+            counts["rows"],
+            counts["logs"],
+            counts["requests"],
+            counts["dropped_requests"],
+            counts["dropped_logs"],
+            counts["dropped_batches"],
+        )
+        return claimed is not None
+
+    async def tenant_ids(self, slugs: Sequence[str]) -> dict[str, UUID]:
+        """Tenant ids by slug (unknown slugs are absent)."""
+        return {row["slug"]: row["id"] for row in await self._conn.fetch(_TENANT_IDS, list(slugs))}
+
+    async def stage_minutes(self, records: Sequence[tuple[Any, ...]]) -> None:
+        """COPY rows (in `STAGE_COLUMNS` order) into this transaction's staging table."""
+        await self._conn.execute(_STAGE)
+        await self._conn.copy_records_to_table("metrics_stage", records=records, columns=STAGE_COLUMNS)
+
+    async def apply_minutes(self) -> None:
+        """Add the staged rows to the minute rows (insert or sum)."""
+        await self._conn.execute(_UPSERT_MINUTES)
+
+    async def lock(self, key: int) -> None:
+        """Wait for a transaction-scoped advisory lock."""
+        await self._conn.execute(_LOCK, key)
+
+    async def add_usage(
+        self,
+        days: Sequence[tuple[UUID, date, int, int]],
+        versions: Sequence[tuple[UUID, date, str, str, str]],
+    ) -> None:
+        """Add requests/errors per tenant-day and record the distinct versions seen."""
+        if days:
+            await self._conn.execute(_UPSERT_USAGE, *map(list, zip(*days, strict=True)))
+        if versions:
+            await self._conn.execute(_INSERT_USAGE_VERSIONS, *map(list, zip(*versions, strict=True)))
+
+    async def copy_logs(self, records: Sequence[tuple[Any, ...]]) -> None:
+        """COPY log entries (in `LOG_COLUMNS` order)."""
+        await self._conn.copy_records_to_table("plugin_logs", records=records, columns=LOG_COLUMNS)
+
+    async def trim_logs(self, plugins: Sequence[tuple[UUID, str, str]], keep: int) -> None:
+        """Keep the newest `keep` entries of each (tenant_id, namespace, plugin)."""
+        await self._conn.execute(_TRIM_LOGS, *map(list, zip(*plugins, strict=True)), keep)
+
+    async def rows(
+        self, tenant_id: UUID, start: datetime, end: datetime, *, hourly: bool, filters: Sequence[str | None]
+    ) -> list[MetricRow]:
+        """Minute rows, or hour rows plus minute rows truncated to the hour, in [start, end)."""
+        query = _HOURS if hourly else _MINUTES
+        return [MetricRow(**r) for r in await self._conn.fetch(query, tenant_id, start, end, *filters)]
+
+    async def usage(self, tenant_id: UUID, first: date, last: date) -> list[UsageDay]:
+        """Usage per day in [first, last]."""
+        return [UsageDay(**r) for r in await self._conn.fetch(_USAGE, tenant_id, first, last)]
+
+    async def plugin_exists(self, tenant_id: UUID, namespace_id: UUID, plugin: str) -> bool:
+        """Whether the namespace has a plugin of this name."""
+        return await self._conn.fetchval(_PLUGIN_EXISTS, tenant_id, namespace_id, plugin) is not None
+
+    async def logs(
+        self, tenant_id: UUID, namespace: str, plugin: str, *, after: int | None, limit: int
+    ) -> list[LogEntry]:
+        """Entries after an id (oldest first), or the latest `limit` (returned oldest first)."""
+        if after is None:
+            rows = await self._conn.fetch(_LOGS_LATEST, tenant_id, namespace, plugin, limit)
+            rows = list(reversed(rows))
+        else:
+            rows = await self._conn.fetch(_LOGS_AFTER, tenant_id, namespace, plugin, after, limit)
+        return [LogEntry(**r) for r in rows]
+
+    async def try_lock(self, key: int) -> bool:
+        """Take a transaction-scoped advisory lock if free (one rollup at a time)."""
+        return bool(await self._conn.fetchval(_TRY_LOCK, key))
+
+    async def rollup(self, before: datetime) -> int:
+        """Move minute rows older than `before` into hour rows; returns the minute rows moved."""
+        status = await self._conn.execute(_ROLLUP, before)
+        return int(status.split()[-1])
+
+    async def prune(self, hours_before: datetime, batches_before: datetime) -> None:
+        """Delete hour rows and batch ids past their retention."""
+        await self._conn.execute(_PRUNE_HOURS, hours_before)
+        await self._conn.execute(_PRUNE_BATCHES, batches_before)
+
+    async def gateways(self) -> list[GatewayRow]:
+        """Per-gateway ingest facts over the retained batch ids."""
+        return [GatewayRow(**r) for r in await self._conn.fetch(_GATEWAYS)]
+
+    async def open_pushes(self) -> dict[str, int]:
+        """Pending and failed push counts."""
+        return {r["status"]: r["n"] for r in await self._conn.fetch(_OPEN_PUSHES)}

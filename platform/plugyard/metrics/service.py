@@ -1,0 +1,296 @@
+"""Metrics: ingest gateway batches once, answer tenant queries, roll up and prune."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+import structlog
+
+from plugyard import signing
+from plugyard.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from plugyard.metrics import exposition
+from plugyard.metrics.histogram import OUTCOME_COLUMNS, Accumulator
+from plugyard.metrics.repository import MetricsRepository
+from plugyard.metrics.schemas import (
+    LATENCY_BUCKETS_MS,
+    Batch,
+    Dimension,
+    IngestResult,
+    LogEntry,
+    MetricRow,
+    MetricsAnswer,
+    Point,
+    Series,
+    Step,
+    UsageDay,
+)
+from plugyard.namespaces.schemas import NamespaceRow
+from plugyard.settings import MetricsSettings
+from plugyard.tenants.schemas import TenantRow
+
+log = structlog.get_logger(__name__)
+
+# Advisory lock key (0x706C7567 = "plug"; 0x4D.. = metrics, apart from the other features' keys).
+INGEST_LOCK_KEY = 0x706C7567_4D02
+MAX_POINTS = 10080
+_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
+_BATCH = msgspec.json.Decoder(Batch)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(ms_or_s: float) -> datetime:
+    return datetime.fromtimestamp(ms_or_s, UTC)
+
+
+def decode_batch(secret: str, headers: Mapping[str, str], path: str, body: bytes) -> Batch:
+    """Verify a batch's signature and decode it.
+
+    Raises:
+        Unauthorized: unsigned, bad signature or stale timestamp (problem slug says which).
+        InvalidInput: the body is not a valid batch (the field is named).
+    """
+    if not secret:
+        raise Unauthorized("the control plane has no gateway secret", slug="unsigned")
+    failure = signing.verify(secret, dict(headers), method="POST", path=path, body=body)
+    if failure is not None:
+        exposition.INGEST_BATCHES.inc(result="refused")
+        raise Unauthorized("the batch signature does not verify", slug=failure)
+    try:
+        return _BATCH.decode(body)
+    except msgspec.ValidationError as exc:
+        exposition.INGEST_BATCHES.inc(result="invalid")
+        field = str(exc).rpartition("at `")[2].rstrip("`") if "at `" in str(exc) else "body"
+        raise InvalidInput(str(exc), field=field, slug="invalid-batch") from None
+    except msgspec.DecodeError as exc:
+        exposition.INGEST_BATCHES.inc(result="invalid")
+        raise InvalidInput(str(exc), field="body", slug="invalid-batch") from None
+
+
+class IngestService:
+    """Stores each batch at most once."""
+
+    def __init__(self, conn: asyncpg.Connection, settings: MetricsSettings) -> None:
+        """Bind to a connection."""
+        self._conn = conn
+        self._repo = MetricsRepository(conn)
+        self._settings = settings
+
+    async def ingest(self, batch: Batch) -> IngestResult:
+        """Store a batch in one transaction: batch id, minute rows, usage, logs.
+
+        Raises:
+            Conflict: the batch was sealed longer ago than batch ids are kept (`batch-expired`).
+        """
+        age_s = time.time() - batch.sealed_at / 1000
+        if age_s > self._settings.batch_retention_s:
+            exposition.INGEST_BATCHES.inc(result="expired")
+            raise Conflict(f"batch sealed {int(age_s)} s ago is past the retention", slug="batch-expired")
+        requests = sum(r.requests for r in batch.rows)
+        async with self._conn.transaction():
+            claimed = await self._repo.claim_batch(
+                batch.batch_id,
+                batch.gateway,
+                _utc(batch.sealed_at / 1000),
+                rows=len(batch.rows),
+                logs=len(batch.logs),
+                requests=requests,
+                dropped_requests=batch.dropped.requests,
+                dropped_logs=batch.dropped.logs,
+                dropped_batches=batch.dropped.batches,
+            )
+            if not claimed:
+                exposition.INGEST_BATCHES.inc(result="duplicate")
+                log.info("metrics_batch_replayed", batch_id=str(batch.batch_id), gateway=batch.gateway)
+                return IngestResult(status="duplicate", batch_id=batch.batch_id)
+            slugs = {r.tenant for r in batch.rows} | {entry.tenant for entry in batch.logs}
+            tenants = await self._repo.tenant_ids(sorted(slugs))
+            logs = self._log_records(batch, tenants)
+            minutes, usage, versions = self._aggregate(batch, tenants)
+            if logs:
+                await self._repo.copy_logs(logs)
+            if minutes:
+                await self._repo.stage_minutes(minutes)
+            # Every batch adds to the same shared rows (minute rows of busy plugins, usage per
+            # tenant-day): from here to commit one batch at a time, so concurrent batches queue on
+            # one lock instead of on row locks (and deadlock checks) one row at a time.
+            await self._repo.lock(INGEST_LOCK_KEY)
+            if logs:
+                plugins = sorted({(r[0], r[1], r[2]) for r in logs})
+                await self._repo.trim_logs(plugins, self._settings.log_lines_per_plugin)
+            if minutes:
+                await self._repo.apply_minutes()
+            await self._repo.add_usage(usage, versions)
+        exposition.INGEST_BATCHES.inc(result="stored")
+        exposition.INGEST_EVENTS.inc(len(batch.rows) + len(batch.logs))
+        exposition.INGEST_LAG.observe(max(0.0, age_s))
+        for kind in ("requests", "logs", "batches"):
+            exposition.GATEWAY_DROPPED.inc(getattr(batch.dropped, kind), kind=kind)
+        if batch.dropped.requests or batch.dropped.logs or batch.dropped.batches:
+            log.warning(
+                "metrics_dropped_reported", gateway=batch.gateway, **msgspec.to_builtins(batch.dropped)
+            )
+        return IngestResult(status="stored", batch_id=batch.batch_id)
+
+    @staticmethod
+    def _aggregate(
+        batch: Batch, tenants: dict[str, UUID]
+    ) -> tuple[
+        list[tuple[Any, ...]], list[tuple[UUID, date, int, int]], list[tuple[UUID, date, str, str, str]]
+    ]:
+        """Minute records (one per key, sorted), usage per tenant-day and versions seen."""
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        usage: dict[tuple[UUID, date], list[int]] = defaultdict(lambda: [0, 0])
+        versions: set[tuple[UUID, date, str, str, str]] = set()
+        for r in batch.rows:
+            tenant_id = tenants.get(r.tenant)
+            if tenant_id is None:  # deleted since; nothing to attribute it to
+                continue
+            minute = _utc(r.minute)
+            values = [r.requests, r.s2xx, r.s3xx, r.s4xx, r.s5xx, r.failures]
+            values += [r.outcomes.get(name, 0) for name in OUTCOME_COLUMNS]  # type: ignore[call-overload]
+            key = (tenant_id, r.namespace, r.plugin, r.version, r.variant, minute)
+            held = merged.get(key)
+            if held is None:
+                merged[key] = [*values, list(r.latency)]
+            else:
+                for i, value in enumerate(values):
+                    held[i] += value
+                held[-1] = [a + b for a, b in zip(held[-1], r.latency, strict=True)]
+            day = minute.date()
+            usage[(tenant_id, day)][0] += r.requests
+            usage[(tenant_id, day)][1] += r.s5xx
+            if r.requests:
+                versions.add((tenant_id, day, r.namespace, r.plugin, r.version))
+        return (
+            sorted((*key, *values) for key, values in merged.items()),
+            sorted((t, d, req, err) for (t, d), (req, err) in usage.items()),
+            sorted(versions),
+        )
+
+    @staticmethod
+    def _log_records(batch: Batch, tenants: dict[str, UUID]) -> list[tuple[Any, ...]]:
+        """Log entries of known tenants in `LOG_COLUMNS` order, oldest first."""
+        return [
+            (
+                tenant_id,
+                e.namespace,
+                e.plugin,
+                e.version,
+                _utc(e.at / 1000),
+                e.kind,
+                e.level,
+                e.message,
+                e.stack,
+            )
+            for e in sorted(batch.logs, key=lambda e: e.at)
+            if (tenant_id := tenants.get(e.tenant)) is not None
+        ]
+
+
+def floor_time(t: datetime, step: timedelta) -> datetime:
+    """The start of the step (minute, hour) that contains `t`, in UTC."""
+    return _EPOCH + ((t - _EPOCH) // step) * step
+
+
+def _group(row: MetricRow, group_by: tuple[Dimension, ...]) -> tuple[str | None, ...]:
+    return tuple(
+        getattr(row, d) if d in group_by else None for d in ("namespace", "plugin", "version", "variant")
+    )
+
+
+class MetricsService:
+    """Tenant-scoped reads: series, totals, usage and logs."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        """Bind to a connection."""
+        self._repo = MetricsRepository(conn)
+
+    async def query(
+        self,
+        tenant: TenantRow,
+        *,
+        start: datetime,
+        end: datetime,
+        step: Step,
+        group_by: tuple[Dimension, ...],
+        filters: tuple[str | None, str | None, str | None, str | None],
+    ) -> MetricsAnswer:
+        """Series per group over [start, end) at the step, with totals and latency percentiles.
+
+        Raises:
+            InvalidInput: an empty range or too many points.
+        """
+        width = _STEPS[step]
+        start, end = floor_time(start, width), floor_time(end + width - timedelta(microseconds=1), width)
+        if end <= start:
+            raise InvalidInput("`end` must be after `start`", field="end")
+        if (end - start) / width > MAX_POINTS:
+            raise InvalidInput(f"at most {MAX_POINTS} steps per query; use a larger step", field="start")
+        rows = await self._repo.rows(tenant.id, start, end, hourly=step == "hour", filters=filters)
+        overall = Accumulator()
+        groups: dict[tuple[str | None, ...], dict[datetime, Accumulator]] = defaultdict(dict)
+        for row in rows:
+            overall.add(row)
+            groups[_group(row, group_by)].setdefault(row.t, Accumulator()).add(row)
+        series = []
+        for key in sorted(groups, key=lambda k: tuple(v or "" for v in k)):
+            points = groups[key]
+            total = Accumulator()
+            for acc in points.values():
+                total.add_accumulator(acc)
+            series.append(
+                Series(
+                    namespace=key[0],
+                    plugin=key[1],
+                    version=key[2],
+                    variant=key[3],
+                    totals=total.counters(),
+                    points=[Point(t=t, counters=points[t].counters()) for t in sorted(points)],
+                )
+            )
+        return MetricsAnswer(
+            start=start,
+            end=end,
+            step=step,
+            group_by=list(group_by),
+            latency_buckets_ms=list(LATENCY_BUCKETS_MS),
+            totals=overall.counters(),
+            series=series,
+        )
+
+    async def usage(self, tenant: TenantRow, first: date, last: date) -> list[UsageDay]:
+        """Requests, errors and distinct versions per UTC day in [first, last].
+
+        Raises:
+            InvalidInput: `last` before `first` or more than 366 days.
+        """
+        if last < first:
+            raise InvalidInput("`to` must not be before `from`", field="to")
+        if (last - first).days > 366:
+            raise InvalidInput("at most 366 days per query", field="from")
+        return await self._repo.usage(tenant.id, first, last)
+
+    async def logs(
+        self, tenant: TenantRow, namespace: NamespaceRow, plugin: str, *, after: int | None, limit: int
+    ) -> list[LogEntry]:
+        """A plugin's stored log lines and exceptions.
+
+        Raises:
+            NotFound: no such plugin in this namespace.
+        """
+        if not await self._repo.plugin_exists(tenant.id, namespace.id, plugin):
+            raise NotFound(f"plugin {plugin!r} not found", slug="plugin-not-found")
+        return await self._repo.logs(tenant.id, namespace.name, plugin, after=after, limit=limit)
+
+
+async def platform_gauges(conn: asyncpg.Connection) -> list[str]:
+    """Exposition lines for the database-backed gauges (gateways, open pushes)."""
+    repo = MetricsRepository(conn)
+    return exposition.database_gauges(await repo.gateways(), await repo.open_pushes())
