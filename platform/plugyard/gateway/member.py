@@ -7,6 +7,7 @@ the pool's shared listening socket and has its own loopback admin socket for pro
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import httpx
 
@@ -24,15 +25,33 @@ from plugyard.gateway import config
 PROCESS_PATH = "/_plugyard/process"
 
 
-class Flight:
+class Flight(NamedTuple):
     """A plugin dispatch a serving process announced and has not settled (src/pool.js)."""
 
-    __slots__ = ("at", "plugin_id", "seq")
+    seq: int
+    plugin_id: str
 
-    def __init__(self, seq: int, plugin_id: str, at: float) -> None:
-        self.seq = seq
-        self.plugin_id = plugin_id
-        self.at = at
+
+# The dispatch lines a member keeps (newest last). Only a hang needs them, so they are kept as
+# raw bytes and parsed then; a dispatch still in flight further back than this is not one that
+# blocks the process now (the culprit's line is the last, or among the last, it wrote).
+DISPATCH_TAIL_BYTES = 1 << 20
+_START = b"plugyard:> "
+_SETTLE = b"plugyard:< "
+
+
+def in_flight(lines: bytes) -> dict[int, Flight]:
+    """The dispatches announced in `lines` (dispatch lines only) and not settled in them."""
+    flights: dict[int, Flight] = {}
+    for raw in lines.splitlines():
+        if raw.startswith(_START):
+            seq, _, plugin_id = raw[len(_START) :].partition(b" ")
+            with contextlib.suppress(ValueError):
+                flights[int(seq)] = Flight(int(seq), plugin_id.decode(errors="replace"))
+        elif raw.startswith(_SETTLE):
+            with contextlib.suppress(ValueError):
+                flights.pop(int(raw[len(_SETTLE) :]), None)
+    return flights
 
 
 class Member:
@@ -61,7 +80,8 @@ class Member:
         self.log = log
         self.state = "new"  # new → starting → ready → draining | killed → exited
         self.isolates = 0
-        self.flights: dict[int, Flight] = {}
+        self._dispatches: collections.deque[bytes] = collections.deque()
+        self._dispatch_bytes = 0
         self.last_probe_ok = 0.0
         self.started_at = 0.0
         self._lock = threading.Lock()
@@ -98,19 +118,48 @@ class Member:
 
     def _read(self) -> None:
         # workerd writes console.log lines synchronously, so this must keep up: a full pipe would
-        # block the gateway. Dispatch lines are tiny and parsed without regexes.
+        # block the gateway. It reads big chunks and keeps the dispatch lines as bytes, parsed
+        # only when asked (`flights`): per-line Python work here cost the pool a third of its
+        # throughput (bench section 7). Other lines (rare) go to the log.
         assert self.proc is not None
         assert self.proc.stdout is not None
-        flights = self.flights
-        for raw in self.proc.stdout:
-            if raw.startswith(b"plugyard:> "):
-                seq, _, plugin_id = raw[11:].rstrip().partition(b" ")
-                flights[int(seq)] = Flight(int(seq), plugin_id.decode(), time.monotonic())
-            elif raw.startswith(b"plugyard:< "):
-                flights.pop(int(raw[11:]), None)
+        fd = self.proc.stdout.fileno()
+        partial = b""
+        while chunk := os.read(fd, 1 << 16):
+            data = partial + chunk
+            cut = data.rfind(b"\n") + 1
+            lines, partial = data[:cut], data[cut:]
+            if not lines:
+                continue
+            if lines.count(b"\n") != (b"\n" + lines).count(b"\nplugyard:"):
+                lines = self._log_other_lines(lines)
+            self._keep(lines)
+
+    def _log_other_lines(self, lines: bytes) -> bytes:
+        """Write the lines that are not dispatch lines to the log; return the dispatch lines."""
+        kept: list[bytes] = []
+        for raw in lines.splitlines(keepends=True):
+            if raw.startswith((_START, _SETTLE)):
+                kept.append(raw)
             elif self.log is not None:
                 self.log.write(f"[{self.name}] ".encode() + raw)
-                self.log.flush()
+        if self.log is not None:
+            self.log.flush()
+        return b"".join(kept)
+
+    def _keep(self, lines: bytes) -> None:
+        with self._lock:
+            self._dispatches.append(lines)
+            self._dispatch_bytes += len(lines)
+            while self._dispatch_bytes > DISPATCH_TAIL_BYTES and len(self._dispatches) > 1:
+                self._dispatch_bytes -= len(self._dispatches.popleft())
+
+    @property
+    def flights(self) -> dict[int, Flight]:
+        """Dispatches in flight, as far as the kept tail of dispatch lines tells."""
+        with self._lock:
+            lines = b"".join(self._dispatches)
+        return in_flight(lines)
 
     def probe(self, timeout_s: float) -> dict[str, object] | None:
         """Ask the process about itself; None if it does not answer in time (or at all)."""
@@ -160,8 +209,8 @@ class Member:
 
     def last_flight(self) -> Flight | None:
         """The most recent dispatch still in flight: the attributed culprit of a hang."""
-        flights = list(self.flights.values())
-        return max(flights, key=lambda f: f.seq) if flights else None
+        flights = self.flights
+        return flights[max(flights)] if flights else None
 
     def terminate(self, grace_s: float) -> None:
         """SIGTERM, then SIGKILL after `grace_s` (a looping process ignores SIGTERM)."""
