@@ -123,11 +123,13 @@ export class MetricsOutbox extends DurableObject {
    * @param {import("./metrics.js").Batch} batch
    */
   countDropped(batch) {
+    /** @type {import("./metrics.js").Dropped} */
     const counts = { requests: 0, logs: 0, batches: 0 };
     addDropped(counts, batch);
     this.bump("dropped_requests", counts.requests);
     this.bump("dropped_logs", counts.logs);
     this.bump("dropped_batches", counts.batches);
+    this.bump("dropped_egress", counts.egress ?? 0);
   }
 
   /**
@@ -191,6 +193,7 @@ export class MetricsOutbox extends DurableObject {
           this.bump("reported_dropped_requests", batch.dropped.requests);
           this.bump("reported_dropped_logs", batch.dropped.logs);
           this.bump("reported_dropped_batches", batch.dropped.batches);
+          this.bump("reported_dropped_egress", batch.dropped.egress ?? 0);
         }
       });
     }
@@ -211,8 +214,11 @@ export class MetricsOutbox extends DurableObject {
       batch.dropped.requests += Number(this.meta("dropped_requests") ?? 0);
       batch.dropped.logs += Number(this.meta("dropped_logs") ?? 0);
       batch.dropped.batches += Number(this.meta("dropped_batches") ?? 0);
+      // Only when non-zero: a control plane that predates egress metrics refuses the field.
+      const egress = (batch.dropped.egress ?? 0) + Number(this.meta("dropped_egress") ?? 0);
+      if (egress) batch.dropped.egress = egress;
       this.sql.exec(
-        `DELETE FROM meta WHERE key IN ('dropped_requests', 'dropped_logs', 'dropped_batches')`,
+        `DELETE FROM meta WHERE key IN ('dropped_requests', 'dropped_logs', 'dropped_batches', 'dropped_egress')`,
       );
       const text = JSON.stringify(batch);
       this.sql.exec(`UPDATE batches SET body = ?, attempts = 1 WHERE seq = ?`, text, seq);
@@ -264,7 +270,8 @@ export class MetricsOutbox extends DurableObject {
       .exec(
         `SELECT coalesce(sum(json_extract(body, '$.dropped.requests')), 0) AS requests,
                 coalesce(sum(json_extract(body, '$.dropped.logs')), 0) AS logs,
-                coalesce(sum(json_extract(body, '$.dropped.batches')), 0) AS batches
+                coalesce(sum(json_extract(body, '$.dropped.batches')), 0) AS batches,
+                coalesce(sum(json_extract(body, '$.dropped.egress')), 0) AS egress
          FROM batches`,
       )
       .one();
@@ -278,11 +285,13 @@ export class MetricsOutbox extends DurableObject {
         requests: counter("dropped_requests") + Number(held.requests),
         logs: counter("dropped_logs") + Number(held.logs),
         batches: counter("dropped_batches") + Number(held.batches),
+        egress: counter("dropped_egress") + Number(held.egress),
       },
       dropped_reported: {
         requests: counter("reported_dropped_requests"),
         logs: counter("reported_dropped_logs"),
         batches: counter("reported_dropped_batches"),
+        egress: counter("reported_dropped_egress"),
       },
       last_delivery_at: this.lastDeliveryAt,
       next_attempt_at: this.nextAttemptAt,

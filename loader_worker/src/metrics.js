@@ -9,6 +9,8 @@
  *   exceededCpu, ...) and keeps the plugin's console lines and exceptions, masked.
  * They are separate counters on the same key (tail events arrive asynchronously after the
  * request ends and carry no request id to join on); see docs/metrics.md, "Attribution".
+ * A third, smaller series counts plugins' outbound requests ({@link recordEgress}, called by the
+ * `Outbound` entrypoint) per (tenant, namespace, destination host, minute): allowed and blocked.
  *
  * Every {@link flushIntervalMs} (or sooner when a size bound is reached) the aggregate is sealed
  * into a batch with a unique id and handed to the `MetricsOutbox` Durable Object, which stores
@@ -32,6 +34,14 @@ const MAX_UNSENT = 20;
 const MAX_MESSAGE = 2048;
 const MAX_STACK = 4096;
 const DEFAULT_FLUSH_MS = 2000;
+/**
+ * Distinct destination hosts per (tenant, namespace, minute) that get their own egress row in a
+ * gateway isolate; later hosts of that minute count under {@link OTHER_HOST}. Hosts are chosen
+ * by the plugin (a blocked fetch to random names costs nothing), so they must be bounded.
+ */
+export const MAX_EGRESS_HOSTS = 20;
+/** The egress row of the hosts beyond {@link MAX_EGRESS_HOSTS} (parentheses: never a host name). */
+export const OTHER_HOST = "(other)";
 export const MASK = "[secret]";
 
 /**
@@ -75,12 +85,29 @@ export const MASK = "[secret]";
  */
 
 /**
+ * @typedef {Object} EgressRow
+ * @property {string} tenant
+ * @property {string} namespace
+ * @property {string} host Lower-case `host[:port]` as in the request URL, or {@link OTHER_HOST}.
+ * @property {number} minute Unix seconds, a multiple of 60.
+ * @property {number} allowed Requests the namespace's egress policy let through.
+ * @property {number} blocked Requests it refused.
+ */
+
+/**
+ * What was lost and not yet reported; `egress` (outbound requests) is present only when non-zero,
+ * so a batch stays readable by a control plane that predates it.
+ * @typedef {{requests: number, logs: number, batches: number, egress?: number}} Dropped
+ */
+
+/**
  * @typedef {Object} Batch
  * @property {string} batch_id UUID.
  * @property {number} sealed_at Unix milliseconds.
  * @property {Row[]} rows
  * @property {LogEntry[]} logs
- * @property {{requests: number, logs: number, batches: number}} dropped
+ * @property {EgressRow[]} [egress] Absent when the batch counts no outbound request.
+ * @property {Dropped} dropped
  */
 
 /** @param {number} ms @returns {number} the histogram bucket index. */
@@ -143,7 +170,26 @@ class Aggregate {
     this.rows = new Map();
     /** @type {LogEntry[]} */
     this.logs = [];
+    /** @type {Map<string, EgressRow>} */
+    this.egress = new Map();
+    /** @type {Dropped} */
     this.dropped = { requests: 0, logs: 0, batches: 0 };
+  }
+
+  /**
+   * @param {{tenant: string, namespace: string}} ns
+   * @param {string} host
+   * @param {number} minute
+   * @returns {EgressRow}
+   */
+  egressRow(ns, host, minute) {
+    const key = [ns.tenant, ns.namespace, host, minute].join("\n");
+    let row = this.egress.get(key);
+    if (!row) {
+      row = { tenant: ns.tenant, namespace: ns.namespace, host, minute, allowed: 0, blocked: 0 };
+      this.egress.set(key, row);
+    }
+    return row;
   }
 
   /** @param {Tags} tags @param {number} atMs @returns {Row} */
@@ -174,22 +220,25 @@ class Aggregate {
   }
 
   get full() {
-    return this.rows.size >= MAX_ROWS || this.logs.length >= MAX_LOGS;
+    return this.rows.size + this.egress.size >= MAX_ROWS || this.logs.length >= MAX_LOGS;
   }
 
   get empty() {
     const d = this.dropped;
-    return !this.rows.size && !this.logs.length && !d.requests && !d.logs && !d.batches;
+    if (this.rows.size || this.logs.length || this.egress.size) return false;
+    return !d.requests && !d.logs && !d.batches && !d.egress;
   }
 
   /** @returns {Batch} */
   seal() {
+    const { egress, ...dropped } = this.dropped;
     return {
       batch_id: crypto.randomUUID(),
       sealed_at: Date.now(),
       rows: [...this.rows.values()],
       logs: this.logs,
-      dropped: this.dropped,
+      ...(this.egress.size ? { egress: [...this.egress.values()] } : {}),
+      dropped: egress ? { ...dropped, egress } : dropped,
     };
   }
 }
@@ -202,6 +251,12 @@ let unsent = [];
 let flushTimer = null;
 /** @type {Promise<void> | null} */
 let flushing = null;
+/**
+ * Hosts with their own egress row, per `tenant\nnamespace\nminute`, across the batches of that
+ * minute (so the bound holds per minute, not per batch). Older minutes are forgotten.
+ * @type {Map<string, {minute: number, hosts: Set<string>}>}
+ */
+const egressHosts = new Map();
 
 /**
  * @param {{INGEST_URL?: string | null}} env
@@ -240,6 +295,45 @@ export function recordRequest(env, ctx, tags, result) {
   row.latency[bucketIndex(ms)] += 1;
   scheduleFlush(env, ctx);
   return ms;
+}
+
+/**
+ * The host an outbound request is counted under: itself while its namespace has seen fewer than
+ * {@link MAX_EGRESS_HOSTS} hosts this minute (in this gateway isolate), else {@link OTHER_HOST}.
+ * @param {{tenant: string, namespace: string}} ns
+ * @param {number} minute
+ * @param {string} host
+ * @returns {string}
+ */
+function egressHost(ns, minute, host) {
+  const key = `${ns.tenant}\n${ns.namespace}\n${minute}`;
+  let seen = egressHosts.get(key);
+  if (!seen) {
+    for (const [k, v] of egressHosts) if (v.minute < minute - 60) egressHosts.delete(k);
+    seen = { minute, hosts: new Set() };
+    egressHosts.set(key, seen);
+  }
+  if (seen.hosts.has(host)) return host;
+  if (seen.hosts.size >= MAX_EGRESS_HOSTS) return OTHER_HOST;
+  seen.hosts.add(host);
+  return host;
+}
+
+/**
+ * Counts one outbound request of a plugin, as the namespace's egress policy decided it.
+ * @param {any} env
+ * @param {ExecutionContext} ctx The `Outbound` entrypoint's context (the flush runs under it).
+ * @param {{tenant: string, namespace: string}} ns
+ * @param {string} host The request URL's `host` (lower-cased here).
+ * @param {boolean} allowed
+ */
+export function recordEgress(env, ctx, ns, host, allowed) {
+  if (!metricsEnabled(env)) return;
+  const minute = Math.floor(Date.now() / 60000) * 60;
+  const row = current.egressRow(ns, egressHost(ns, minute, host.toLowerCase()), minute);
+  if (allowed) row.allowed += 1;
+  else row.blocked += 1;
+  scheduleFlush(env, ctx);
 }
 
 /**
@@ -339,13 +433,16 @@ export async function flush(env) {
 
 /**
  * Adds what a lost batch held to a dropped-counter object.
- * @param {{requests: number, logs: number, batches: number}} into
+ * @param {Dropped} into
  * @param {Batch} batch
  */
 export function addDropped(into, batch) {
   into.batches += 1 + batch.dropped.batches;
   into.requests += batch.dropped.requests + batch.rows.reduce((n, r) => n + r.requests, 0);
   into.logs += batch.dropped.logs + batch.logs.length;
+  const egress =
+    (batch.dropped.egress ?? 0) + (batch.egress ?? []).reduce((n, r) => n + r.allowed + r.blocked, 0);
+  if (egress) into.egress = (into.egress ?? 0) + egress;
 }
 
 /** @returns {{rows: number, logs: number, unsent_batches: number}} what this isolate holds. */

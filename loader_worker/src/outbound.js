@@ -10,12 +10,17 @@
  *   with `:port` (then only that port; without it any port);
  * - `methods` (null: any) restricts the HTTP methods.
  * A denied fetch rejects in the plugin with an Error naming the host and the policy. `connect()`
- * (raw TCP) is always denied (workerd's message: "proxy request failed"). Allowed and denied requests are counted per namespace (signed
- * health, `egress`).
+ * (raw TCP) is always denied (workerd's message: "proxy request failed").
+ *
+ * Allowed and denied fetches are counted per namespace twice: since the process started, in the
+ * signed health (`egress`), and, when metrics are on, per destination host and minute in the
+ * metrics batches (metrics.js, `recordEgress`; docs/metrics.md, "Egress"). `connect()` never
+ * reaches this entrypoint, so it is in neither.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { getSnapshot } from "./snapshot.js";
 import { DENY_ALL, egressDenial } from "./egress-policy.js";
+import { recordEgress } from "./metrics.js";
 
 export { validateEgress } from "./egress-policy.js";
 
@@ -52,7 +57,9 @@ export class Outbound extends WorkerEntrypoint {
     const env = /** @type {any} */ (this.env);
     const snapshot = await getSnapshot(env, this.ctx);
     const policy = snapshot.namespaces.get(key)?.egress ?? DENY_ALL;
-    const denial = egressDenial(policy, new URL(request.url), request.method);
+    const url = new URL(request.url);
+    const denial = egressDenial(policy, url, request.method);
+    recordEgress(env, this.ctx, props, url.host, !denial);
     if (denial) {
       count(key, "denied");
       throw new Error(`Plugyard egress policy of namespace ${key} blocked this request: ${denial}.`);

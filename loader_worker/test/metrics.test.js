@@ -189,7 +189,12 @@ test("requests, outcomes and masked logs arrive in signed batches", async () => 
   const metrics = await health(gw);
   assert.equal(metrics.enabled, true);
   assert.equal(metrics.pending_batches, 0);
-  assert.deepEqual(metrics.dropped, { requests: 0, logs: 0, batches: 0 });
+  assert.deepEqual(metrics.dropped, { requests: 0, logs: 0, batches: 0, egress: 0 });
+  // No outbound request: the optional members stay out (older control planes refuse them).
+  for (const batch of receiver.unique()) {
+    assert.ok(!("egress" in batch), "a batch without outbound requests carries no egress member");
+    assert.ok(!("egress" in batch.dropped));
+  }
 });
 
 test("an unacknowledged batch is retried with the same id and counted once", async () => {
@@ -266,7 +271,7 @@ test("a full outbox drops the oldest batch and reports what it held", async () =
     await waitFor(() => local.requests("mt-d") + local.droppedRequests() === sent, "every request accounted for");
     assert.ok(local.droppedRequests() > 0);
     const after = await health(gw2);
-    assert.deepEqual(after.dropped, { requests: 0, logs: 0, batches: 0 });
+    assert.deepEqual(after.dropped, { requests: 0, logs: 0, batches: 0, egress: 0 });
     assert.equal(after.dropped_reported.requests, local.droppedRequests());
   } finally {
     await gw2.stop();

@@ -269,12 +269,12 @@ def test_a_control_plane_down_for_60_seconds_loses_no_request(
                     time.sleep(0.02)
             during = s.health()
             assert during["pending_batches"] >= 1, during
-            assert during["dropped"] == {"requests": 0, "logs": 0, "batches": 0}
+            assert during["dropped"] == {"requests": 0, "logs": 0, "batches": 0, "egress": 0}
             s.cp.start()
             wait_for(lambda: query(t)["totals"]["requests"] >= sent, timeout_s=60, what=f"{sent} requests")
             wait_for(lambda: s.health()["pending_batches"] == 0, what="an empty outbox")
             time.sleep(2.5)
             assert query(t)["totals"]["requests"] == sent
-            assert s.health()["dropped_reported"] == {"requests": 0, "logs": 0, "batches": 0}
+            assert s.health()["dropped_reported"] == {"requests": 0, "logs": 0, "batches": 0, "egress": 0}
     finally:
         s.stop()

@@ -20,10 +20,12 @@ from plugyard import signing
 from plugyard.deps import CurrentNamespace, CurrentTenant, DbConn, Gateways
 from plugyard.errors import InvalidInput
 from plugyard.metrics import exposition
+from plugyard.metrics.egress_service import EgressService
 from plugyard.metrics.rollup import rollup_loop
 from plugyard.metrics.schemas import (
     INGEST_PATH,
     Dimension,
+    EgressAnswer,
     IngestResult,
     LogEntry,
     MetricsAnswer,
@@ -107,6 +109,27 @@ class MetricsController(Controller):
             step=step,
             group_by=_group_by(group_by),
             filters=(namespace, plugin, version, variant),
+        )
+
+    @get("/metrics/egress", summary="Query egress metrics")
+    async def egress(
+        self,
+        tenant_row: CurrentTenant,
+        conn: DbConn,
+        start: Annotated[
+            datetime | None, QueryParameter(query="from", description="range start (default: 1 hour ago)")
+        ] = None,
+        end: Annotated[
+            datetime | None, QueryParameter(query="to", description="range end (default: now)")
+        ] = None,
+        step: Annotated[Step, QueryParameter(description="minute or hour")] = "minute",
+        namespace: OptionalName = None,
+    ) -> EgressAnswer:
+        """Plugins' outbound requests per namespace: allowed and blocked per step, busiest hosts."""
+        end_at = _aware(end) if end else datetime.now(UTC)
+        start_at = _aware(start) if start else end_at - timedelta(hours=1)
+        return await EgressService(conn).query(
+            tenant_row, start=start_at, end=end_at, step=step, namespace=namespace
         )
 
     @get("/usage", summary="Usage per day")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from plugyard.metrics.schemas import GatewayRow
+from plugyard.metrics.schemas import EgressTotalRow, GatewayRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -138,7 +138,7 @@ def database_gauges(gateways: Sequence[GatewayRow], open_pushes: dict[str, int])
         "# TYPE plugyard_gateway_reported_dropped gauge",
     ]
     for g in gateways:
-        for kind in ("requests", "logs", "batches"):
+        for kind in ("requests", "logs", "batches", "egress"):
             value = getattr(g, f"dropped_{kind}")
             lines.append(
                 f"plugyard_gateway_reported_dropped{labels({'gateway': g.gateway, 'kind': kind})} {value}"
@@ -150,6 +150,24 @@ def database_gauges(gateways: Sequence[GatewayRow], open_pushes: dict[str, int])
     lines += [
         f"plugyard_pushes_open{labels({'status': s})} {open_pushes.get(s, 0)}" for s in ("failed", "pending")
     ]
+    return lines
+
+
+def egress_lines(totals: Sequence[EgressTotalRow]) -> list[str]:
+    """`plugyard_egress_requests_total{tenant,namespace,outcome}` from the running totals.
+
+    The one metric with tenant labels: one pair of series per namespace that ever made an
+    outbound request (bounded by the namespaces, never by plugins or hosts).
+    """
+    lines = [
+        "# HELP plugyard_egress_requests_total Plugins' outbound requests by namespace and egress "
+        "policy outcome (allowed, blocked), from stored gateway batches.",
+        "# TYPE plugyard_egress_requests_total counter",
+    ]
+    for row in totals:
+        for outcome in ("allowed", "blocked"):
+            names = {"tenant": row.tenant, "namespace": row.namespace, "outcome": outcome}
+            lines.append(f"plugyard_egress_requests_total{labels(names)} {getattr(row, outcome)}")
     return lines
 
 

@@ -26,8 +26,9 @@ _ADD_LATENCY = (
 
 _CLAIM_BATCH = """
 INSERT INTO metrics_batches
-    (batch_id, gateway, sealed_at, rows, logs, requests, dropped_requests, dropped_logs, dropped_batches)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (batch_id, gateway, sealed_at, rows, logs, requests, dropped_requests, dropped_logs, dropped_batches,
+     dropped_egress)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (batch_id) DO NOTHING
 RETURNING batch_id
 """
@@ -126,7 +127,8 @@ _TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 _LOCK = "SELECT pg_advisory_xact_lock($1)"
 _GATEWAYS = """
 SELECT gateway, max(received_at) AS last_received_at, sum(dropped_requests)::bigint AS dropped_requests,
-       sum(dropped_logs)::bigint AS dropped_logs, sum(dropped_batches)::bigint AS dropped_batches
+       sum(dropped_logs)::bigint AS dropped_logs, sum(dropped_batches)::bigint AS dropped_batches,
+       sum(dropped_egress)::bigint AS dropped_egress
 FROM metrics_batches GROUP BY gateway ORDER BY gateway
 """
 _OPEN_PUSHES = (
@@ -154,6 +156,7 @@ class MetricsRepository:
             counts["dropped_requests"],
             counts["dropped_logs"],
             counts["dropped_batches"],
+            counts["dropped_egress"],
         )
         return claimed is not None
 

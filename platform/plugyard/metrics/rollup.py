@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from plugyard.metrics.egress_repository import EgressRepository
 from plugyard.metrics.repository import MetricsRepository
 from plugyard.metrics.service import floor_time
 from plugyard.settings import MetricsSettings
@@ -26,6 +27,7 @@ async def rollup_and_prune(conn: asyncpg.Connection, settings: MetricsSettings) 
         Hour rows written, or None when another process holds the lock.
     """
     repo = MetricsRepository(conn)
+    egress = EgressRepository(conn)
     now = datetime.now(UTC)
     async with conn.transaction():
         if not await repo.try_lock(ROLLUP_LOCK_KEY):
@@ -33,10 +35,10 @@ async def rollup_and_prune(conn: asyncpg.Connection, settings: MetricsSettings) 
         # Whole hours only, so an hour is never split between the two tables for long.
         before = floor_time(now - timedelta(seconds=settings.minute_retention_s), _HOUR)
         written = await repo.rollup(before)
-        await repo.prune(
-            now - timedelta(seconds=settings.hour_retention_s),
-            now - timedelta(seconds=settings.batch_retention_s),
-        )
+        await egress.rollup(before)
+        hours_before = now - timedelta(seconds=settings.hour_retention_s)
+        await repo.prune(hours_before, now - timedelta(seconds=settings.batch_retention_s))
+        await egress.prune(hours_before)
     if written:
         log.info("metrics_rolled_up", before=before.isoformat(), hour_rows=written)
     return written

@@ -19,6 +19,12 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{1,64}$")]
 Step = Literal["minute", "hour"]
+# An egress destination: `host[:port]` as in the request URL, or OTHER_HOST.
+Host = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+# The gateway counts hosts beyond its per-minute bound under this name (never a host name).
+OTHER_HOST = "(other)"
+# Hosts listed per namespace in the egress answer (the rest are summed into OTHER_HOST).
+MAX_EGRESS_HOSTS = 50
 Dimension = Literal["namespace", "plugin", "version", "variant"]
 
 
@@ -62,12 +68,24 @@ class BatchLog(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stack: Annotated[str, msgspec.Meta(max_length=16384)] | None = None
 
 
+class BatchEgress(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Outbound requests of a namespace's plugins to one host in one minute, by policy decision."""
+
+    tenant: Name
+    namespace: Name
+    host: Host
+    minute: Annotated[int, msgspec.Meta(ge=0, multiple_of=60)]
+    allowed: Count = 0
+    blocked: Count = 0
+
+
 class Dropped(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """What the gateway had to drop since its previous batch (buffer overflow, refused batches)."""
 
     requests: Count = 0
     logs: Count = 0
     batches: Count = 0
+    egress: Count = 0
 
 
 class Batch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -78,6 +96,8 @@ class Batch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sealed_at: Annotated[int, msgspec.Meta(ge=0)]
     rows: Annotated[list[BatchRow], msgspec.Meta(max_length=20000)]
     logs: Annotated[list[BatchLog], msgspec.Meta(max_length=5000)]
+    # Optional (gateways before egress metrics send none; a gateway omits it when empty).
+    egress: Annotated[list[BatchEgress], msgspec.Meta(max_length=20000)] = []
     dropped: Dropped = msgspec.field(default_factory=Dropped)
 
 
@@ -144,6 +164,48 @@ class MetricsAnswer(msgspec.Struct, frozen=True, kw_only=True):
     series: list[Series]
 
 
+class EgressCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """Outbound requests the namespace's egress policy allowed and blocked."""
+
+    allowed: int
+    blocked: int
+
+
+class EgressPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an egress series."""
+
+    t: datetime
+    allowed: int
+    blocked: int
+
+
+class EgressHost(msgspec.Struct, frozen=True, kw_only=True):
+    """One destination's counts over the whole range."""
+
+    host: str
+    allowed: int
+    blocked: int
+
+
+class EgressSeries(msgspec.Struct, frozen=True, kw_only=True):
+    """A namespace's egress: totals, points per step, and its busiest destinations."""
+
+    namespace: str
+    totals: EgressCounts
+    points: list[EgressPoint]
+    hosts: list[EgressHost]
+
+
+class EgressAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /v1/tenants/{tenant}/metrics/egress`."""
+
+    start: datetime
+    end: datetime
+    step: Step
+    totals: EgressCounts
+    series: list[EgressSeries]
+
+
 class UsageDay(msgspec.Struct, frozen=True, kw_only=True):
     """A tenant's usage on one UTC day."""
 
@@ -199,3 +261,31 @@ class GatewayRow(msgspec.Struct, frozen=True, kw_only=True):
     dropped_requests: int
     dropped_logs: int
     dropped_batches: int
+    dropped_egress: int
+
+
+class EgressPointRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A namespace's egress counts in one step."""
+
+    namespace: str
+    t: datetime
+    allowed: int
+    blocked: int
+
+
+class EgressHostRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A namespace's egress counts to one host over a range."""
+
+    namespace: str
+    host: str
+    allowed: int
+    blocked: int
+
+
+class EgressTotalRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A namespace's running egress totals (never pruned), for /metrics."""
+
+    tenant: str
+    namespace: str
+    allowed: int
+    blocked: int

@@ -16,6 +16,7 @@ import structlog
 from plugyard import signing
 from plugyard.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from plugyard.metrics import exposition
+from plugyard.metrics.egress_repository import EgressRepository
 from plugyard.metrics.histogram import OUTCOME_COLUMNS, Accumulator
 from plugyard.metrics.repository import MetricsRepository
 from plugyard.metrics.schemas import (
@@ -104,15 +105,18 @@ class IngestService:
                 dropped_requests=batch.dropped.requests,
                 dropped_logs=batch.dropped.logs,
                 dropped_batches=batch.dropped.batches,
+                dropped_egress=batch.dropped.egress,
             )
             if not claimed:
                 exposition.INGEST_BATCHES.inc(result="duplicate")
                 log.info("metrics_batch_replayed", batch_id=str(batch.batch_id), gateway=batch.gateway)
                 return IngestResult(status="duplicate", batch_id=batch.batch_id)
             slugs = {r.tenant for r in batch.rows} | {entry.tenant for entry in batch.logs}
+            slugs |= {e.tenant for e in batch.egress}
             tenants = await self._repo.tenant_ids(sorted(slugs))
             logs = self._log_records(batch, tenants)
             minutes, usage, versions = self._aggregate(batch, tenants)
+            egress_minutes, egress_totals = _egress_records(batch, tenants)
             if logs:
                 await self._repo.copy_logs(logs)
             if minutes:
@@ -127,12 +131,13 @@ class IngestService:
             if minutes:
                 await self._repo.apply_minutes()
             await self._repo.add_usage(usage, versions)
+            await EgressRepository(self._conn).add(egress_minutes, egress_totals)
         exposition.INGEST_BATCHES.inc(result="stored")
-        exposition.INGEST_EVENTS.inc(len(batch.rows) + len(batch.logs))
+        exposition.INGEST_EVENTS.inc(len(batch.rows) + len(batch.logs) + len(batch.egress))
         exposition.INGEST_LAG.observe(max(0.0, age_s))
-        for kind in ("requests", "logs", "batches"):
+        for kind in ("requests", "logs", "batches", "egress"):
             exposition.GATEWAY_DROPPED.inc(getattr(batch.dropped, kind), kind=kind)
-        if batch.dropped.requests or batch.dropped.logs or batch.dropped.batches:
+        if any(msgspec.structs.astuple(batch.dropped)):
             log.warning(
                 "metrics_dropped_reported", gateway=batch.gateway, **msgspec.to_builtins(batch.dropped)
             )
@@ -194,9 +199,45 @@ class IngestService:
         ]
 
 
+def _egress_records(
+    batch: Batch, tenants: dict[str, UUID]
+) -> tuple[list[tuple[UUID, str, str, datetime, int, int]], list[tuple[UUID, str, int, int]]]:
+    """Egress rows summed per (tenant, namespace, host, minute), and per namespace; sorted."""
+    minutes: dict[tuple[UUID, str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
+    totals: dict[tuple[UUID, str], list[int]] = defaultdict(lambda: [0, 0])
+    for e in batch.egress:
+        tenant_id = tenants.get(e.tenant)
+        if tenant_id is None:  # deleted since
+            continue
+        minute = minutes[(tenant_id, e.namespace, e.host, _utc(e.minute))]
+        total = totals[(tenant_id, e.namespace)]
+        for held in (minute, total):
+            held[0] += e.allowed
+            held[1] += e.blocked
+    return (
+        sorted((*key, allowed, blocked) for key, (allowed, blocked) in minutes.items()),
+        sorted((*key, allowed, blocked) for key, (allowed, blocked) in totals.items()),
+    )
+
+
 def floor_time(t: datetime, step: timedelta) -> datetime:
     """The start of the step (minute, hour) that contains `t`, in UTC."""
     return _EPOCH + ((t - _EPOCH) // step) * step
+
+
+def step_range(start: datetime, end: datetime, step: Step) -> tuple[datetime, datetime]:
+    """[start, end) widened to whole steps.
+
+    Raises:
+        InvalidInput: an empty range or more than `MAX_POINTS` steps.
+    """
+    width = _STEPS[step]
+    start, end = floor_time(start, width), floor_time(end + width - timedelta(microseconds=1), width)
+    if end <= start:
+        raise InvalidInput("`end` must be after `start`", field="end")
+    if (end - start) / width > MAX_POINTS:
+        raise InvalidInput(f"at most {MAX_POINTS} steps per query; use a larger step", field="start")
+    return start, end
 
 
 def _group(row: MetricRow, group_by: tuple[Dimension, ...]) -> tuple[str | None, ...]:
@@ -227,12 +268,7 @@ class MetricsService:
         Raises:
             InvalidInput: an empty range or too many points.
         """
-        width = _STEPS[step]
-        start, end = floor_time(start, width), floor_time(end + width - timedelta(microseconds=1), width)
-        if end <= start:
-            raise InvalidInput("`end` must be after `start`", field="end")
-        if (end - start) / width > MAX_POINTS:
-            raise InvalidInput(f"at most {MAX_POINTS} steps per query; use a larger step", field="start")
+        start, end = step_range(start, end, step)
         rows = await self._repo.rows(tenant.id, start, end, hourly=step == "hour", filters=filters)
         overall = Accumulator()
         groups: dict[tuple[str | None, ...], dict[datetime, Accumulator]] = defaultdict(dict)
@@ -293,4 +329,5 @@ class MetricsService:
 async def platform_gauges(conn: asyncpg.Connection) -> list[str]:
     """Exposition lines for the database-backed gauges (gateways, open pushes)."""
     repo = MetricsRepository(conn)
-    return exposition.database_gauges(await repo.gateways(), await repo.open_pushes())
+    lines = exposition.database_gauges(await repo.gateways(), await repo.open_pushes())
+    return lines + exposition.egress_lines(await EgressRepository(conn).totals())
