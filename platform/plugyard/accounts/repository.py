@@ -57,7 +57,7 @@ _OPEN_INVITES = (
 )
 _REVOKE_INVITE = (
     "UPDATE portal_invites SET expires_at = now() WHERE id = $1 AND tenant_id = $2 AND used_at IS NULL "
-    "RETURNING id"
+    "RETURNING email"
 )
 
 _INSERT_SESSION = (
@@ -165,9 +165,10 @@ class AccountRepository:
         """A tenant's invites that can still be accepted."""
         return [InviteRow(**r) for r in await self._conn.fetch(_OPEN_INVITES, tenant_id)]
 
-    async def revoke_invite(self, tenant_id: UUID, invite_id: UUID) -> bool:
-        """Expire an open invite of this tenant; False when there is none."""
-        return await self._conn.fetchval(_REVOKE_INVITE, invite_id, tenant_id) is not None
+    async def revoke_invite(self, tenant_id: UUID, invite_id: UUID) -> str | None:
+        """Expire an open invite of this tenant; its email, or None when there is none."""
+        email: str | None = await self._conn.fetchval(_REVOKE_INVITE, invite_id, tenant_id)
+        return email
 
     async def insert_session(
         self, id_hash: bytes, user_id: UUID, csrf_token: str, expires_at: datetime

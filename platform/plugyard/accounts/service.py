@@ -25,6 +25,7 @@ from plugyard.accounts.schemas import (
     PortalUser,
     Role,
 )
+from plugyard.audit.service import AuditService
 from plugyard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from plugyard.settings import PortalSettings
 from plugyard.tenants.schemas import TenantRow
@@ -85,6 +86,7 @@ class AccountService:
         """Bind to a connection and the portal settings."""
         self._conn = conn
         self._repo = AccountRepository(conn)
+        self._audit = AuditService(conn)
         self._settings = settings
 
     async def invite(self, tenant: TenantRow, email: str, role: str, *, invited_by: str) -> Invite:
@@ -102,9 +104,17 @@ class AccountService:
             raise Conflict(f"{email} is already a member of {tenant.slug}", slug="already-member")
         token = secrets.token_urlsafe(32)
         expires = datetime.now(UTC) + timedelta(seconds=self._settings.invite_ttl_s)
-        row = await self._repo.insert_invite(
-            tenant.id, email, checked_role, digest(token), invited_by, expires
-        )
+        async with self._conn.transaction():
+            row = await self._repo.insert_invite(
+                tenant.id, email, checked_role, digest(token), invited_by, expires
+            )
+            await self._audit.record(
+                tenant,
+                actor=invited_by,
+                action="invite.created",
+                subject=f"invite:{email}",
+                details={"role": checked_role, "expires_at": expires.isoformat()},
+            )
         log.info("invite_created", tenant=tenant.slug, role=checked_role, invited_by=invited_by)
         return Invite(invite=row, token=token, link=self._settings.url.rstrip("/") + INVITE_PATH + token)
 
@@ -219,14 +229,24 @@ class AccountService:
         """Invites of the tenant that can still be accepted."""
         return await self._repo.open_invites(tenant.id)
 
-    async def revoke_invite(self, tenant: TenantRow, invite_id: UUID) -> None:
+    async def revoke_invite(self, tenant: TenantRow, invite_id: UUID, *, actor: str) -> None:
         """Expire an open invite.
 
         Raises:
             NotFound: no such open invite in this tenant.
         """
-        if not await self._repo.revoke_invite(tenant.id, invite_id):
-            raise NotFound("no such open invite", slug="invite-not-found")
+        async with self._conn.transaction():
+            email = await self._repo.revoke_invite(tenant.id, invite_id)
+            if email is None:
+                raise NotFound("no such open invite", slug="invite-not-found")
+            await self._audit.record(
+                tenant,
+                actor=actor,
+                action="invite.revoked",
+                subject=f"invite:{email}",
+                details={"invite_id": str(invite_id)},
+            )
+        log.info("invite_revoked", tenant=tenant.slug, invite_id=str(invite_id), actor=actor)
 
     async def set_role(self, tenant: TenantRow, user_id: UUID, role: str, *, actor: str) -> None:
         """Change a member's role; a tenant always keeps at least one owner.
@@ -239,16 +259,21 @@ class AccountService:
         checked = check_role(role)
         async with self._conn.transaction():
             await self._repo.lock_members(tenant.id)
-            before = {m.user_id: m.role for m in await self._repo.members(tenant.id)}
+            before = {m.user_id: m for m in await self._repo.members(tenant.id)}
             if user_id not in before:
                 raise NotFound("no such member", slug="member-not-found")
-            if (
-                before[user_id] == "owner"
-                and checked != "owner"
-                and await self._repo.owner_count(tenant.id) <= 1
-            ):
+            old = before[user_id].role
+            if old == "owner" and checked != "owner" and await self._repo.owner_count(tenant.id) <= 1:
                 raise Forbidden("a tenant needs at least one owner", slug="last-owner")
             await self._repo.set_role(tenant.id, user_id, checked)
+            if old != checked:
+                await self._audit.record(
+                    tenant,
+                    actor=actor,
+                    action="member.role_changed",
+                    subject=f"member:{before[user_id].email}",
+                    details={"from": old, "to": checked},
+                )
         log.info("member_role_set", tenant=tenant.slug, user_id=str(user_id), role=checked, actor=actor)
 
     async def remove(self, tenant: TenantRow, user_id: UUID, *, actor: str) -> None:
@@ -260,12 +285,20 @@ class AccountService:
         """
         async with self._conn.transaction():
             await self._repo.lock_members(tenant.id)
-            before = {m.user_id: m.role for m in await self._repo.members(tenant.id)}
+            before = {m.user_id: m for m in await self._repo.members(tenant.id)}
             if user_id not in before:
                 raise NotFound("no such member", slug="member-not-found")
-            if before[user_id] == "owner" and await self._repo.owner_count(tenant.id) <= 1:
+            member = before[user_id]
+            if member.role == "owner" and await self._repo.owner_count(tenant.id) <= 1:
                 raise Forbidden("a tenant needs at least one owner", slug="last-owner")
             await self._repo.delete_membership(tenant.id, user_id)
+            await self._audit.record(
+                tenant,
+                actor=actor,
+                action="member.removed",
+                subject=f"member:{member.email}",
+                details={"role": member.role},
+            )
         log.info("member_removed", tenant=tenant.slug, user_id=str(user_id), actor=actor)
 
 

@@ -1,4 +1,4 @@
-"""Portal pages: a namespace with its plugins, routes (and the live route checker), vars and secrets."""
+"""Portal pages: a namespace with its plugins, routes (and the live route checker), egress, vars, secrets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from plugyard.errors import DomainError
 from plugyard.namespaces.service import NamespaceService
 from plugyard.plugins.schemas import PluginCreate
 from plugyard.plugins.service import PluginService
-from plugyard.portal import forms, route_check
+from plugyard.portal import egress_form, forms, route_check
 from plugyard.portal.web import Caller, Editor, Viewer, redirect, render
 from plugyard.routes import patterns
 from plugyard.routes.schemas import RouteCreate
@@ -64,6 +64,8 @@ class NamespacePages(Controller):
             routes=routes,
             secrets=secrets,
             vars_text="\n".join(f"{k}={v}" for k, v in sorted(ns.vars.items())),
+            egress_text=egress_form.hosts_text(ns.egress),
+            egress_methods=egress_form.METHODS,
             errors=errors or {},
             values=values or {},
             check=check,
@@ -189,6 +191,38 @@ class NamespacePages(Controller):
         ns = await NamespaceService(conn).get(editor.tenant, namespace)
         await RouteService(conn, publisher).delete(editor.tenant, ns, route_id, actor=editor.actor)
         return redirect(f"/t/{editor.tenant.slug}/ns/{namespace}#routes")
+
+    @post("/egress")
+    async def set_egress(
+        self,
+        request: Request[Any, Any, State],
+        namespace: FromPath[str],
+        editor: Editor,
+        conn: DbConn,
+        publisher: Gateways,
+    ) -> Response[Any]:
+        """Replace the egress allowlist (deploys; running isolates follow at once)."""
+        form = await request.form()
+        text = str(form.get("allow", ""))
+        methods = [str(m) for m in form.getall("methods")] if "methods" in form else []
+        ns = await NamespaceService(conn).get(editor.tenant, namespace)
+        try:
+            policy = egress_form.policy(text, methods)
+            await NamespaceService(conn).set_egress(
+                editor.tenant, ns, policy, actor=editor.actor, publisher=publisher
+            )
+        except DomainError as exc:
+            field = "methods" if forms.errors_of(exc).get("methods") else "allow"
+            return await self._page(
+                editor,
+                namespace,
+                conn,
+                publisher,
+                errors={field: exc.detail},
+                values={"allow": text, "methods": ",".join(methods)},
+                status=exc.status,
+            )
+        return redirect(f"/t/{editor.tenant.slug}/ns/{namespace}#egress")
 
     @post("/vars")
     async def set_vars(

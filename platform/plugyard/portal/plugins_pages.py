@@ -14,9 +14,8 @@ from plugyard.namespaces.service import NamespaceService
 from plugyard.plugins.service import PluginService
 from plugyard.plugins.upload_limits import MAX_UPLOAD_BODY
 from plugyard.portal import diffview, forms, uploads
+from plugyard.portal.plugin_view import VERSIONS_PAGE, render_plugin
 from plugyard.portal.web import Caller, Editor, Templates, Viewer, redirect, render
-
-VERSIONS_PAGE = 50
 
 
 def upload_errors(exc: DomainError, names: list[str]) -> dict[str, str]:
@@ -42,42 +41,6 @@ class PluginPages(Controller):
     path = "/t/{tenant:str}/ns/{namespace:str}/p/{plugin:str}"
     include_in_schema = False
 
-    async def page(
-        self,
-        me: Caller,
-        namespace: str,
-        plugin: str,
-        conn: DbConn,
-        publisher: Gateways,
-        catalog: Any,
-        *,
-        errors: dict[str, str] | None = None,
-        values: dict[str, str] | None = None,
-        status: int = 200,
-        uploaded: list[str] | None = None,
-        flash: str | None = None,
-    ) -> Response[str]:
-        """The plugin page (also re-rendered with the errors of a refused form)."""
-        ns = await NamespaceService(conn).get(me.tenant, namespace)
-        service = PluginService(conn, publisher)
-        row = await service.get(me.tenant, ns, plugin)
-        versions = await service.versions(me.tenant, row, before=LAST, limit=VERSIONS_PAGE)
-        return render(
-            "plugin.html",
-            status=status,
-            me=me,
-            nav="dashboard",
-            ns=ns,
-            plugin=row,
-            versions=versions,
-            templates=catalog.all(),
-            errors=errors or {},
-            values=values or {},
-            uploaded=uploaded or [],
-            flash=flash,
-            vars_text="\n".join(f"{k}={v}" for k, v in sorted(row.vars.items())),
-        )
-
     @get("/")
     async def plugin_page(
         self,
@@ -89,10 +52,13 @@ class PluginPages(Controller):
         template_catalog: Templates,
         activated: Annotated[int, QueryParameter(ge=0)] = 0,
         revision: Annotated[int, QueryParameter(ge=0)] = 0,
+        released: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> Response[str]:
-        """Versions with provenance, the upload form and the template picker."""
+        """Versions with provenance, quarantines, the upload form, the template picker, secrets."""
         flash = f"Version {activated} is live (deployment revision {revision})." if activated else None
-        return await self.page(viewer, namespace, plugin, conn, publisher, template_catalog, flash=flash)
+        if released:
+            flash = f"Version {released} is released from quarantine (deployment revision {revision})."
+        return await render_plugin(viewer, namespace, plugin, conn, publisher, template_catalog, flash=flash)
 
     @post("/upload", request_max_body_size=MAX_UPLOAD_BODY)
     async def upload(
@@ -119,7 +85,7 @@ class PluginPages(Controller):
             version, module_names = uploads.version(files, activate=bool(form.get("activate")))
             published = await service.publish(editor.tenant, ns, row, version, actor=editor.actor)
         except DomainError as exc:
-            return await self.page(
+            return await render_plugin(
                 editor,
                 namespace,
                 plugin,
@@ -291,7 +257,7 @@ class PluginPages(Controller):
         try:
             await service.set_vars(editor.tenant, ns, row, forms.pairs(text, "vars"), actor=editor.actor)
         except DomainError as exc:
-            return await self.page(
+            return await render_plugin(
                 editor,
                 namespace,
                 plugin,

@@ -21,6 +21,7 @@ def portal_router(settings: PortalSettings) -> Router:
     from plugyard.portal.members import MemberPages
     from plugyard.portal.metrics_pages import MetricsPages
     from plugyard.portal.namespaces_pages import NamespacePages
+    from plugyard.portal.plugin_safety import PluginSafetyPages
     from plugyard.portal.plugins_pages import PluginPages
     from plugyard.portal.templates_pages import TemplatePages
 
@@ -38,6 +39,7 @@ def portal_router(settings: PortalSettings) -> Router:
             MemberPages,
             NamespacePages,
             PluginPages,
+            PluginSafetyPages,
             TemplatePages,
         ],
         dependencies={
