@@ -83,6 +83,8 @@ class Stack:
             "PLUGYARD_GATEWAY_SECRET": self.secret,
             "PLUGYARD_ADMIN_TOKEN": self.admin_token,
             "PLUGYARD_LOG_FORMAT": "json",
+            # Throughput is measured with one token: the per-token API rate limit would cap it.
+            "PLUGYARD_RATE_LIMIT_PER_S": "0",
         }
 
     @property

@@ -35,6 +35,7 @@ from plugyard.experiments.api import ExperimentController, HoldoutController
 from plugyard.experiments.ingest_api import ExperimentIngestController
 from plugyard.experiments.tasks import experiments_lifespan
 from plugyard.fairness.api import LiveVersionController
+from plugyard.gateway.api import GatewayController
 from plugyard.gateway.client import GatewayClient
 from plugyard.metrics.api import (
     IngestController,
@@ -50,6 +51,7 @@ from plugyard.plugins.api import PluginController
 from plugyard.plugins.bundle_api import BundleController
 from plugyard.portal.router import portal_router, static_router
 from plugyard.quarantine.api import GatewayQuarantineController, QuarantineController
+from plugyard.ratelimit import rate_limit
 from plugyard.routes.api import RouteController
 from plugyard.settings import Settings
 from plugyard.templates.api import TemplateController, TemplateVersionController, catalog_dependency
@@ -146,6 +148,7 @@ def create_app(settings: Settings, *, pool: db.Pool | None = None) -> Litestar:
             AuditController,
             IngestController,
             GatewayQuarantineController,
+            GatewayController,
             LiveVersionController,
             QuarantineController,
             MetricsController,
@@ -172,6 +175,8 @@ def create_app(settings: Settings, *, pool: db.Pool | None = None) -> Litestar:
             # 413 from Content-Length before routing, for bodyless endpoints too (body_limit.py).
             DefineMiddleware(body_limit, max_bytes=MAX_REQUEST_BODY),
             DefineMiddleware(count_requests),
+            # 429 per bearer token / client address before routing (ratelimit.py, docs/api.md).
+            DefineMiddleware(rate_limit, settings=settings.rate_limit),
         ],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(

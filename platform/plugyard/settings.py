@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +59,19 @@ class PortalSettings(msgspec.Struct, frozen=True, kw_only=True):
     login_window_s: float = 900.0
 
 
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """API rate limits per token and per client address (plugyard/ratelimit.py, docs/api.md)."""
+
+    # Requests per second per bearer token (sustained) and at once; per_s 0 turns it off.
+    per_s: float = 50.0
+    burst: int = 200
+    # The same per client address, for /v1 requests without a token known to be valid.
+    client_per_s: float = 50.0
+    client_burst: int = 200
+    # Tokens and addresses tracked per process at most (least recently used dropped first).
+    max_keys: int = 100_000
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the control plane needs to run."""
 
@@ -65,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     admin_token: str | None = None
     log_format: str = "json"
     log_level: str = "info"
@@ -109,6 +124,21 @@ def _preview_url(value: str) -> str:
     if "{host}" not in value:
         raise ValueError("PLUGYARD_PREVIEW_URL must contain {host}")
     return value
+
+
+def _rate_limit(env: Mapping[str, str]) -> RateLimitSettings:
+    per_s = float(env.get("PLUGYARD_RATE_LIMIT_PER_S", "50"))
+    burst = int(env.get("PLUGYARD_RATE_LIMIT_BURST", "200"))
+    client_per_s = float(env.get("PLUGYARD_RATE_LIMIT_CLIENT_PER_S", str(per_s)))
+    client_burst = int(env.get("PLUGYARD_RATE_LIMIT_CLIENT_BURST", str(burst)))
+    max_keys = int(env.get("PLUGYARD_RATE_LIMIT_MAX_KEYS", "100000"))
+    if min(per_s, client_per_s) < 0 or not math.isfinite(per_s + client_per_s):
+        raise ValueError("PLUGYARD_RATE_LIMIT_PER_S and _CLIENT_PER_S must be 0 (off) or positive")
+    if min(burst, client_burst, max_keys) < 1:
+        raise ValueError("PLUGYARD_RATE_LIMIT_BURST, _CLIENT_BURST and _MAX_KEYS must be at least 1")
+    return RateLimitSettings(
+        per_s=per_s, burst=burst, client_per_s=client_per_s, client_burst=client_burst, max_keys=max_keys
+    )
 
 
 def from_env(environ: Mapping[str, str] | None = None, *, database_url: str | None = None) -> Settings:
@@ -157,6 +187,7 @@ def from_env(environ: Mapping[str, str] | None = None, *, database_url: str | No
                 login_max_failures_per_client=int(env.get("PLUGYARD_LOGIN_MAX_FAILURES_PER_CLIENT", "20")),
                 login_window_s=float(env.get("PLUGYARD_LOGIN_WINDOW_S", "900")),
             ),
+            rate_limit=_rate_limit(env),
             admin_token=env.get("PLUGYARD_ADMIN_TOKEN") or None,
             log_format=env.get("PLUGYARD_LOG_FORMAT", "json"),
             log_level=env.get("PLUGYARD_LOG_LEVEL", "info"),

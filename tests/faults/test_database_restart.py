@@ -66,6 +66,8 @@ def private_control_plane(private_database: tuple[str, Any]) -> Iterator[tuple[C
         "PLUGYARD_GATEWAY_URLS": "",
         "PLUGYARD_ADMIN_TOKEN": admin,
         "PLUGYARD_DB_POOL_MAX": "4",
+        # One token writes as fast as it can: the API rate limit (50/s) would answer 429s.
+        "PLUGYARD_RATE_LIMIT_PER_S": "0",
     }
     OUTPUT.mkdir(exist_ok=True)
     cp = ControlPlane(env, free_port(), OUTPUT / "control-plane-db-restart.log")
