@@ -14,15 +14,17 @@ from bench.stack import Stack, check, make_tenant, plugin_with_route
 P99_TARGET_MS = 100.0
 HOST = "pub.bench.test"
 FLOOR_HOST = "pubfloor.bench.test"
+EXP_HOST = "pubexp.bench.test"
+VISITOR_HEADER = "x-bench-visitor"
 MAX_POLLS = 2000
 POLL_DEADLINE_S = 5.0
 
 
-def _until_live(gw: load.Client, host: str, expected: str) -> int:
+def _until_live(gw: load.Client, host: str, expected: str, **headers: str) -> int:
     """Poll the gateway until it serves `expected`; returns how many polls it took."""
     deadline = time.monotonic() + POLL_DEADLINE_S
     for polls in range(1, MAX_POLLS + 1):
-        status, body, _ = gw.get("/", host=host)
+        status, body, _ = gw.get("/", host=host, **headers)
         if status == 200 and body.decode() == expected:
             return polls
         if time.monotonic() > deadline:
@@ -30,11 +32,13 @@ def _until_live(gw: load.Client, host: str, expected: str) -> int:
     raise RuntimeError(f"{host} never served {expected!r} (last: {status} {body[:120]!r})")
 
 
-def _timed(action: Callable[[], None], gw: load.Client, host: str, expected: str) -> tuple[float, float, int]:
+def _timed(
+    action: Callable[[], None], gw: load.Client, host: str, expected: str, **headers: str
+) -> tuple[float, float, int]:
     start = time.perf_counter()
     action()
     api_done = time.perf_counter()
-    polls = _until_live(gw, host, expected)
+    polls = _until_live(gw, host, expected, **headers)
     end = time.perf_counter()
     return (end - start) * 1000, (api_done - start) * 1000, polls
 
@@ -96,6 +100,7 @@ def run(stack: Stack, *, count: int) -> Section:
                 check(api.put(f"{base}/active-version", json={"version": number}, headers=headers))
 
             rollback.append(_timed(activate, gw, HOST, f"v{number}"))
+        toggles = _toggles(api, headers, gw, count)
     floor = _floor(stack, gw, count)
     gw.close()
     section = Section(number="3", title="Publish-to-live and rollback-to-live")
@@ -109,19 +114,58 @@ def run(stack: Stack, *, count: int) -> Section:
         _extra(rollback),
     )
     section.rows += _row("floor: signed push straight to the gateway → first response", floor, floor, None, 0)
-    section.rows.append(
-        Row(
-            measure="experiment toggle → live",
-            result="NOT MEASURED: slot kept until the harness drives experiment toggles",
-            target="p99 ≤ 100 ms",
-        )
+    section.rows += _row(
+        "experiment toggle (pause / resume) → first response", *_cols(toggles), floor, _extra(toggles)
     )
     section.notes.append(
         "Timed from sending the API call to the first gateway response with the new body "
         "(sequential, one keep-alive client each). Floor: the same kind of push body sent by "
-        "the harness, signed, without the control plane."
+        "the harness, signed, without the control plane. Experiment toggles: a 50/50 experiment "
+        "keyed on a request header; one visitor in the treatment variant; `pause` is live when "
+        "that visitor gets the active version's body, `resume` when it gets the variant's again."
     )
     return section
+
+
+def _toggles(
+    api: httpx.Client, headers: dict[str, str], gw: load.Client, count: int
+) -> list[tuple[float, float, int]]:
+    """`count` alternating pause / resume calls on a running experiment, each until live."""
+    ns = "/v1/tenants/pub/namespaces/prod"
+    plugin_with_route(api, headers, "pub", "exp", pushes.plugin_source("control"), f"{EXP_HOST}/*")
+    body = {"modules": [{"name": "index.js", "content": pushes.plugin_source("treatment")}]}
+    treatment = check(api.post(f"{ns}/plugins/exp/versions", json=body, headers=headers))["version"]["number"]
+    experiment = {
+        "key": "toggle",
+        "plugin": "exp",
+        "variants": [
+            {"name": "control", "version": 1, "weight": 1},
+            {"name": "treatment", "version": treatment, "weight": 1},
+        ],
+        "coverage": 1,
+        "sticky": {"header": VISITOR_HEADER},
+    }
+    check(api.post(f"{ns}/experiments", json=experiment, headers=headers))
+    visitor = next(
+        f"v{i}"
+        for i in range(1000)
+        if check(
+            api.get(f"{ns}/experiments/toggle/assignment", params={"visitor": f"v{i}"}, headers=headers)
+        )["variant"]
+        == "treatment"
+    )
+    sticky = {VISITOR_HEADER: visitor}
+    check(api.post(f"{ns}/experiments/toggle/start", headers=headers))
+    _until_live(gw, EXP_HOST, "treatment", **sticky)
+    samples: list[tuple[float, float, int]] = []
+    for k in range(count):
+        action, expected = ("pause", "control") if k % 2 == 0 else ("resume", "treatment")
+
+        def toggle(action: str = action) -> None:
+            check(api.post(f"{ns}/experiments/toggle/{action}", headers=headers))
+
+        samples.append(_timed(toggle, gw, EXP_HOST, expected, **sticky))
+    return samples
 
 
 def _cols(samples: list[tuple[float, float, int]]) -> tuple[list[float], list[float]]:
