@@ -26,7 +26,7 @@ import pytest_asyncio
 from plugyard import db
 from plugyard.gateway.process import GatewayProcess
 from plugyard.metrics.schemas import INGEST_PATH
-from plugyard.settings import PROJECT_ROOT, DatabaseSettings, GatewaySettings, Settings
+from plugyard.settings import PROJECT_ROOT, DatabaseSettings, GatewaySettings, RateLimitSettings, Settings
 
 OUTPUT = PROJECT_ROOT / "test-output"
 
@@ -108,6 +108,14 @@ def control_plane_port() -> int:
     return free_port()
 
 
+# The suite drives the API from one admin token far faster than the default per-token limit
+# (50/s); every control plane it starts (they inherit this environment) and `settings` run
+# without limits. tests/security/test_rate_limits.py checks the limits with apps of its own.
+NO_RATE_LIMITS = {"PLUGYARD_RATE_LIMIT_PER_S": "0", "PLUGYARD_RATE_LIMIT_CLIENT_PER_S": "0"}
+for _name, _value in NO_RATE_LIMITS.items():
+    os.environ.setdefault(_name, _value)
+
+
 @pytest.fixture(scope="session")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, gateway_secret: str, control_plane_port: int
@@ -152,6 +160,7 @@ def settings(
         admin_token=admin_token,
         retry_pushes=False,
         secrets_key=secrets_key,
+        rate_limit=RateLimitSettings(per_s=0, client_per_s=0),
     )
 
 
