@@ -5,13 +5,17 @@
 
 const TYPE_BASE = "https://plugyard.dev/problems/";
 
-/** Titles per type slug, so callers only pass what varies. */
-const TITLES = {
+/**
+ * Titles per type slug, so callers only pass what varies. Every slug passed to `problem()` in
+ * src/ must be listed here (test/problems.test.js checks it).
+ */
+export const TITLES = Object.freeze({
   "unsigned": "Request is not signed",
   "bad-signature": "Signature does not verify",
   "stale-request": "Request timestamp is outside the accepted window",
   "replayed-request": "Request nonce was already used",
   "invalid-push": "Push body is invalid",
+  "invalid-drain": "Drain body is invalid",
   "stale-revision": "A newer revision is already held",
   "not-found": "No such control endpoint",
   "method-not-allowed": "Method not allowed",
@@ -23,8 +27,12 @@ const TITLES = {
   "plugin-quarantined": "Plugin version is quarantined",
   "invalid-quarantine": "Quarantine body is invalid",
   "unknown-plugin": "No such plugin",
+  "invalid-preview": "Preview body is invalid",
+  "no-preview": "No such preview",
+  "invalid-bundle": "Bundle is invalid",
+  "bundle-rejected": "Bundle was rejected by the runtime",
   "internal-error": "Internal gateway error",
-};
+});
 
 /**
  * Builds a problem+json response.

@@ -4,15 +4,21 @@ Every operation of /schema/openapi.json is called with generated data (positive 
 modes) as a tenant with real resources, a bounded number of examples per operation
 (PLUGYARD_FUZZ_EXAMPLES, default 12). Every response must pass schemathesis' checks: no 5xx,
 status code, content type, headers and body as the schema declares them.
+
+The fuzzers get their own control plane with the API rate limit off: hundreds of calls a second
+from one token would otherwise turn into `429`s, which pass every check and test nothing.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import hypothesis
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
@@ -25,7 +31,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ControlPlane
+from plugyard.errors import InvalidInput
+from plugyard.gateway.process import GatewayProcess
+from plugyard.plugins import bundles
+from plugyard.plugins.schemas import VersionCreate
+from tests.conftest import OUTPUT, ControlPlane, free_port
 from tests.integration.helpers import Tenant, plugin_code
 from tests.security.figures import record
 
@@ -46,10 +56,44 @@ NOT_GATING = [
 EXAMPLES = int(os.environ.get("PLUGYARD_FUZZ_EXAMPLES", "12"))
 
 
-def _resources(http: httpx.Client, admin_token: str, unique: str) -> Tenant:
-    t = Tenant(http, admin_token, f"fz-{unique}")
+@contextmanager
+def unlimited_control_plane(
+    database_url: str, gateway: GatewayProcess, gateway_secret: str, admin_token: str, secrets_key: str
+) -> Iterator[ControlPlane]:
+    """A `plugyard serve` on the session's database and gateway, with the API rate limit off."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PLUGYARD_GATEWAY_URLS": gateway.url,
+        "PLUGYARD_GATEWAY_SECRET": gateway_secret,
+        "PLUGYARD_ADMIN_TOKEN": admin_token,
+        "PLUGYARD_SECRETS_KEY": secrets_key,
+        "PLUGYARD_PREVIEW_URL": "http://{host}:" + str(gateway.port) + "/",
+        "PLUGYARD_RATE_LIMIT_PER_S": "0",
+        "PLUGYARD_RATE_LIMIT_CLIENT_PER_S": "0",
+    }
+    OUTPUT.mkdir(exist_ok=True)
+    plane = ControlPlane(env, free_port(), OUTPUT / "control-plane-fuzz.log")
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def fuzz_plane(
+    database_url: str, gateway: GatewayProcess, gateway_secret: str, admin_token: str, secrets_key: str
+) -> Iterator[ControlPlane]:
+    with unlimited_control_plane(database_url, gateway, gateway_secret, admin_token, secrets_key) as plane:
+        yield plane
+
+
+def _resources(http: httpx.Client, admin_token: str, unique: str, prefix: str = "fz") -> Tenant:
+    """A tenant with namespace `prod`, plugin `p` (versions 1 and 2, a route) and experiment `exp`."""
+    t = Tenant(http, admin_token, f"{prefix}-{unique}")
     t.plugin_with_route(
-        namespace="prod", plugin="p", code=plugin_code("fz"), pattern=f"fz-{unique}.fuzz.test/*"
+        namespace="prod", plugin="p", code=plugin_code("fz"), pattern=f"{prefix}-{unique}.fuzz.test/*"
     )
     t.post(
         "/namespaces/prod/plugins/p/versions",
@@ -64,7 +108,8 @@ def _resources(http: httpx.Client, admin_token: str, unique: str) -> Tenant:
     return t
 
 
-def test_fuzz_every_operation(control_plane: ControlPlane, admin_token: str, unique: str) -> None:
+def test_fuzz_every_operation(fuzz_plane: ControlPlane, admin_token: str, unique: str) -> None:
+    control_plane = fuzz_plane
     with httpx.Client(base_url=control_plane.url, timeout=30) as http:
         tenant = _resources(http, admin_token, unique)
     schema = schemathesis.openapi.from_url(control_plane.url + "/schema/openapi.json")
@@ -120,3 +165,14 @@ def _titles(report: str) -> str:
     return ",".join(
         sorted({line.strip()[2:7] for line in report.splitlines() if line.strip().startswith("- ST")})
     )
+
+
+@pytest.mark.parametrize("kind", ["data", "wasm"])
+def test_non_ascii_base64_content_is_invalid_input(kind: str) -> None:
+    """Found by the stateful fuzzer: non-ASCII `data`/`wasm` content was a 500 (a bare ValueError)."""
+    upload = msgspec.convert(
+        {"modules": [{"name": "m.bin", "content": "\u00e9A==", "type": kind}]}, VersionCreate
+    )
+    with pytest.raises(InvalidInput) as refused:
+        bundles.check(upload)
+    assert refused.value.extra["errors"][0]["field"] == "modules[0].content"

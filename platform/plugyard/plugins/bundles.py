@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 
 import msgspec
@@ -104,7 +103,7 @@ def _content_size(kind: str, content: str, field: str) -> int:
     if kind in {"data", "wasm"}:
         try:
             return len(base64.b64decode(content, validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a plain ValueError for non-ASCII text
             raise InvalidInput(f"{kind} module content must be base64", field=field) from None
     if kind == "json":
         try:

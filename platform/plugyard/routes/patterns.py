@@ -76,3 +76,13 @@ def hosts_overlap(a: RoutePattern, b: RoutePattern) -> bool:
 
 def _within(name: str, suffix: str) -> bool:
     return name == suffix or name.endswith("." + suffix)
+
+
+def under_domain(pattern: RoutePattern, domain: str) -> bool:
+    """Whether every hostname the pattern matches is a subdomain of `domain` (the domain itself is not).
+
+    Used for the gateway's preview domain: hosts below it are always served as previews, so a
+    route there could never be reached.
+    """
+    domain = domain.lower().rstrip(".")
+    return _within(pattern.host_suffix, domain) and (pattern.wildcard or pattern.host_suffix != domain)

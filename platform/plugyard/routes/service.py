@@ -26,6 +26,7 @@ class RouteService:
     def __init__(self, conn: asyncpg.Connection, publisher: Publisher) -> None:
         """Bind to a connection and a publisher."""
         self._conn = conn
+        self._preview_domain = publisher.preview_domain
         self._repo = RouteRepository(conn)
         self._plugins = PluginRepository(conn)
         self._deployments = DeploymentService(conn, publisher)
@@ -46,7 +47,7 @@ class RouteService:
         """Add a route and deploy.
 
         Raises:
-            InvalidInput: a malformed pattern.
+            InvalidInput: a malformed pattern, or a host under the preview domain.
             NotFound: the plugin is not in this namespace.
             Conflict: the pattern exists, or another tenant routes an overlapping host.
         """
@@ -54,6 +55,15 @@ class RouteService:
             parsed = patterns.parse(data.pattern)
         except patterns.PatternError as exc:
             raise InvalidInput(str(exc), field="pattern", slug="invalid-route-pattern") from None
+        if patterns.under_domain(parsed, self._preview_domain):
+            # The gateway answers every host below the preview domain as a preview, before routes.
+            raise InvalidInput(
+                f"host {parsed.host!r} is under the preview domain {self._preview_domain!r}: "
+                "the gateway serves those hosts as previews, never through routes",
+                field="pattern",
+                slug="route-in-preview-domain",
+                preview_domain=self._preview_domain,
+            )
         plugin = await self._plugins.get(tenant.id, namespace.id, data.plugin)
         if plugin is None:
             raise NotFound(f"plugin {data.plugin!r} not found in this namespace", slug="plugin-not-found")
