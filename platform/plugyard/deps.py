@@ -15,6 +15,8 @@ from plugyard.deployments.service import Publisher
 from plugyard.fields import Slug
 from plugyard.namespaces.schemas import NamespaceRow
 from plugyard.namespaces.service import NamespaceService, found_namespace
+from plugyard.plugins.schemas import PluginRow
+from plugyard.plugins.service import PluginService, found_plugin
 from plugyard.tenants.schemas import Access, Principal, TenantRow
 from plugyard.tenants.service import TenantService, visible_tenant
 
@@ -23,6 +25,7 @@ RequestAccess = NamedDependency[Access]
 CurrentPrincipal = NamedDependency[Principal]
 CurrentTenant = NamedDependency[TenantRow]
 CurrentNamespace = NamedDependency[NamespaceRow]
+CurrentPlugin = NamedDependency[PluginRow]
 Gateways = NamedDependency[Publisher]
 PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="page size (at most 200)")]
 AfterName = Annotated[str, QueryParameter(max_length=63, description="name or slug to start after")]
@@ -30,7 +33,7 @@ BeforeNumber = Annotated[int, QueryParameter(ge=1, description="number to start 
 LAST = 2**31 - 1
 
 # The request dependencies form one chain: publisher → conn → access → principal → tenant_row →
-# namespace_row. Litestar resolves dependencies of the same depth concurrently, in an anyio task
+# namespace_row → plugin_row. Litestar resolves dependencies of the same depth concurrently, in an anyio task
 # group per request; these cannot overlap anyway (one connection runs one query at a time), and
 # the task group cost a quarter of the CPU of an authenticated GET (docs/benchmarks.md,
 # "Control-plane performance pass"). Hence the extra parameters below that the bodies ignore.
@@ -51,18 +54,21 @@ async def provide_conn(state: State, publisher: Gateways) -> AsyncIterator[Conne
 
 
 async def provide_access(request: Request[object, object, State], conn: DbConn) -> Access:
-    """The caller and the path's tenant and namespace, resolved in one query (401 otherwise).
+    """The caller and the path's tenant, namespace and plugin, resolved in one query (401 otherwise).
 
-    The three dependencies below read it, so a request makes one round trip for all of them.
+    The four dependencies below read it, so a request makes one round trip for all of them.
     """
     state = request.app.state
     service = TenantService(conn, admin_token_digest=state.admin_digest, last_used=state.token_last_used)
     params = request.path_params
-    tenant, namespace = params.get("tenant"), params.get("namespace")
+    tenant, namespace, plugin = params.get("tenant"), params.get("namespace"), params.get("plugin")
+    has_tenant = isinstance(tenant, str)
+    has_namespace = has_tenant and isinstance(namespace, str)
     return await service.resolve(
         request.headers.get("authorization"),
-        tenant=tenant if isinstance(tenant, str) else None,
-        namespace=namespace if isinstance(tenant, str) and isinstance(namespace, str) else None,
+        tenant=tenant if has_tenant else None,
+        namespace=namespace if has_namespace else None,
+        plugin=plugin if has_namespace and isinstance(plugin, str) else None,
     )
 
 
@@ -93,6 +99,23 @@ async def provide_namespace_row(
     if access.namespace_name == namespace and access.tenant == tenant_row:
         return found_namespace(access.namespace, namespace)
     return await NamespaceService(conn).get(tenant_row, namespace)
+
+
+async def provide_plugin_row(
+    plugin: Annotated[str, Parameter(description="plugin name")],
+    namespace_row: CurrentNamespace,
+    tenant_row: CurrentTenant,
+    access: RequestAccess,
+    conn: DbConn,
+    publisher: Gateways,
+) -> PluginRow:
+    """The plugin named in the path within the namespace, with its active version (404 otherwise).
+
+    Read at the start of the request; handlers that change it lock it in their transaction.
+    """
+    if access.plugin_name == plugin and access.namespace == namespace_row:
+        return found_plugin(access.plugin, plugin)
+    return await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin)
 
 
 def provide_publisher(state: State) -> Publisher:

@@ -33,7 +33,7 @@ from plugyard.metrics.schemas import (
     UsageDay,
 )
 from plugyard.metrics.service import (
-    IngestService,
+    IngestQueue,
     MetricsService,
     decode_batch,
     platform_gauges,
@@ -58,7 +58,9 @@ class IngestController(Controller):
         body = await request.body()
         settings = request.app.state.settings
         batch = decode_batch(settings.gateway.secret, dict(request.headers), request.url.path, body)
-        return await IngestService(conn, settings.metrics).ingest(batch)
+        # Group commit with the batches of other requests waiting their turn (IngestQueue).
+        queue: IngestQueue = request.app.state.ingest_queue
+        return await queue.ingest(conn, batch)
 
 
 def _group_by(value: str) -> tuple[Dimension, ...]:
@@ -81,10 +83,10 @@ class MetricsController(Controller):
         tenant_row: CurrentTenant,
         conn: DbConn,
         start: Annotated[
-            datetime | None, QueryParameter(query="from", description="range start (default: 1 hour ago)")
+            datetime | None, QueryParameter(name="from", description="range start (default: 1 hour ago)")
         ] = None,
         end: Annotated[
-            datetime | None, QueryParameter(query="to", description="range end (default: now)")
+            datetime | None, QueryParameter(name="to", description="range end (default: now)")
         ] = None,
         step: Annotated[Step, QueryParameter(description="minute or hour")] = "minute",
         group_by: Annotated[
@@ -117,10 +119,10 @@ class MetricsController(Controller):
         tenant_row: CurrentTenant,
         conn: DbConn,
         start: Annotated[
-            datetime | None, QueryParameter(query="from", description="range start (default: 1 hour ago)")
+            datetime | None, QueryParameter(name="from", description="range start (default: 1 hour ago)")
         ] = None,
         end: Annotated[
-            datetime | None, QueryParameter(query="to", description="range end (default: now)")
+            datetime | None, QueryParameter(name="to", description="range end (default: now)")
         ] = None,
         step: Annotated[Step, QueryParameter(description="minute or hour")] = "minute",
         namespace: OptionalName = None,
@@ -137,9 +139,9 @@ class MetricsController(Controller):
         self,
         tenant_row: CurrentTenant,
         conn: DbConn,
-        first: Annotated[date | None, QueryParameter(query="from", description="first UTC day")] = None,
+        first: Annotated[date | None, QueryParameter(name="from", description="first UTC day")] = None,
         last: Annotated[
-            date | None, QueryParameter(query="to", description="last UTC day (default today)")
+            date | None, QueryParameter(name="to", description="last UTC day (default today)")
         ] = None,
     ) -> list[UsageDay]:
         """Requests, errors (5xx) and distinct plugin versions loaded, per UTC day."""
@@ -247,6 +249,7 @@ def metrics_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncCo
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.ingest_queue = IngestQueue(settings.metrics)
         task = (
             asyncio.create_task(rollup_loop(app.state.pool, settings.metrics))
             if settings.metrics.rollup

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from plugyard.metrics.schemas import GatewayRow, LogEntry, MetricRow, UsageDay
+from plugyard.metrics.schemas import N_BUCKETS, GatewayRow, LogEntry, MetricRow, UsageDay
 
 _KEY = "namespace, plugin, version, variant"
 _SUMS = (
@@ -19,9 +19,12 @@ _SUMS = (
 _SUM_NAMES = tuple(_SUMS.split(", "))
 STAGE_COLUMNS = ("tenant_id", *_KEY.split(", "), "minute", *_SUM_NAMES, "latency")
 _ADD = ", ".join(f"{c} = m.{c} + excluded.{c}" for c in _SUM_NAMES)
+# Element by element, spelled out: an `unnest ... WITH ORDINALITY` subquery per row cost about a
+# third of the upsert (docs/benchmarks.md, "Profiling notes: ingest").
 _ADD_LATENCY = (
-    "latency = ARRAY(SELECT a + b FROM unnest(m.latency, excluded.latency) WITH ORDINALITY AS x(a, b, i) "
-    "ORDER BY i)"
+    "latency = ARRAY["
+    + ", ".join(f"m.latency[{i}] + excluded.latency[{i}]" for i in range(1, N_BUCKETS + 1))
+    + "]"
 )
 
 _CLAIM_BATCH = """
@@ -33,10 +36,16 @@ ON CONFLICT (batch_id) DO NOTHING
 RETURNING batch_id
 """
 _TENANT_IDS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
-_STAGE = "CREATE TEMP TABLE metrics_stage (LIKE metrics_minutes) ON COMMIT DROP"
+# The latency histogram is staged as its text form (`{1,2,...}`, see `latency_text`): asyncpg's
+# binary array encoder checks every element against collections.abc, which made the COPY of a
+# batch cost more than the rest of its Python work (docs/benchmarks.md, "Profiling notes").
+_STAGE = f"""
+CREATE TEMP TABLE metrics_stage ON COMMIT DROP AS
+SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency::text AS latency FROM metrics_minutes WITH NO DATA
+"""
 _UPSERT_MINUTES = f"""
 INSERT INTO metrics_minutes AS m (tenant_id, {_KEY}, minute, {_SUMS}, latency)
-SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency FROM metrics_stage
+SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency::bigint[] FROM metrics_stage
 ORDER BY tenant_id, minute, {_KEY}
 ON CONFLICT (tenant_id, minute, {_KEY}) DO UPDATE SET {_ADD}, {_ADD_LATENCY}
 """
@@ -53,9 +62,11 @@ ON CONFLICT DO NOTHING
 """
 LOG_COLUMNS = ("tenant_id", "namespace", "plugin", "version", "at", "kind", "level", "message", "stack")
 # Keeps the newest $4 entries of each plugin touched by a batch: one cutoff id per plugin (an
-# index scan from the newest entry), then an index range delete below it.
+# index scan from the newest entry), then an index range delete below it. MATERIALIZED: inlined,
+# the planner may re-run the cutoff subquery once per log row it joins (a hash join over the
+# whole table: seconds per batch once plugins hold their full quota, until ANALYZE runs).
 _TRIM_LOGS = """
-WITH cutoff AS (
+WITH cutoff AS MATERIALIZED (
   SELECT p.tenant_id, p.namespace, p.plugin,
          (SELECT x.id FROM plugin_logs x
           WHERE x.tenant_id = p.tenant_id AND x.namespace = p.namespace AND x.plugin = p.plugin
@@ -136,6 +147,11 @@ _OPEN_PUSHES = (
 )
 
 
+def latency_text(counts: Sequence[int]) -> str:
+    """A latency histogram in PostgreSQL's array text form, as `stage_minutes` takes it."""
+    return "{" + ",".join(map(str, counts)) + "}"
+
+
 class MetricsRepository:
     """Metrics rows, usage and logs."""
 
@@ -165,7 +181,7 @@ class MetricsRepository:
         return {row["slug"]: row["id"] for row in await self._conn.fetch(_TENANT_IDS, list(slugs))}
 
     async def stage_minutes(self, records: Sequence[tuple[Any, ...]]) -> None:
-        """COPY rows (in `STAGE_COLUMNS` order) into this transaction's staging table."""
+        """COPY rows (`STAGE_COLUMNS` order, latency as `latency_text`) into the transaction's stage."""
         await self._conn.execute(_STAGE)
         await self._conn.copy_records_to_table("metrics_stage", records=records, columns=STAGE_COLUMNS)
 
@@ -177,14 +193,13 @@ class MetricsRepository:
         """Wait for a transaction-scoped advisory lock."""
         await self._conn.execute(_LOCK, key)
 
-    async def add_usage(
-        self,
-        days: Sequence[tuple[UUID, date, int, int]],
-        versions: Sequence[tuple[UUID, date, str, str, str]],
-    ) -> None:
-        """Add requests/errors per tenant-day and record the distinct versions seen."""
+    async def add_usage(self, days: Sequence[tuple[UUID, date, int, int]]) -> None:
+        """Add requests/errors per tenant-day."""
         if days:
             await self._conn.execute(_UPSERT_USAGE, *map(list, zip(*days, strict=True)))
+
+    async def add_usage_versions(self, versions: Sequence[tuple[UUID, date, str, str, str]]) -> None:
+        """Record the distinct versions seen per tenant-day (sorted; existing ones are kept)."""
         if versions:
             await self._conn.execute(_INSERT_USAGE_VERSIONS, *map(list, zip(*versions, strict=True)))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,11 +15,11 @@ import msgspec
 import structlog
 
 from plugyard import signing
-from plugyard.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from plugyard.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
 from plugyard.metrics import exposition
 from plugyard.metrics.egress_repository import EgressRepository
 from plugyard.metrics.histogram import OUTCOME_COLUMNS, Accumulator
-from plugyard.metrics.repository import MetricsRepository
+from plugyard.metrics.repository import MetricsRepository, latency_text
 from plugyard.metrics.schemas import (
     LATENCY_BUCKETS_MS,
     Batch,
@@ -74,6 +75,19 @@ def decode_batch(secret: str, headers: Mapping[str, str], path: str, body: bytes
         raise InvalidInput(str(exc), field="body", slug="invalid-batch") from None
 
 
+def check_fresh(batch: Batch, settings: MetricsSettings) -> float:
+    """The batch's age in seconds, if it is still within the batch-id retention.
+
+    Raises:
+        Conflict: the batch was sealed longer ago than batch ids are kept (`batch-expired`).
+    """
+    age_s = time.time() - batch.sealed_at / 1000
+    if age_s > settings.batch_retention_s:
+        exposition.INGEST_BATCHES.inc(result="expired")
+        raise Conflict(f"batch sealed {int(age_s)} s ago is past the retention", slug="batch-expired")
+    return age_s
+
+
 class IngestService:
     """Stores each batch at most once."""
 
@@ -89,63 +103,88 @@ class IngestService:
         Raises:
             Conflict: the batch was sealed longer ago than batch ids are kept (`batch-expired`).
         """
-        age_s = time.time() - batch.sealed_at / 1000
-        if age_s > self._settings.batch_retention_s:
-            exposition.INGEST_BATCHES.inc(result="expired")
-            raise Conflict(f"batch sealed {int(age_s)} s ago is past the retention", slug="batch-expired")
-        requests = sum(r.requests for r in batch.rows)
+        check_fresh(batch, self._settings)
+        (result,) = await self.ingest_many([batch])
+        return result
+
+    async def ingest_many(self, batches: Sequence[Batch]) -> list[IngestResult]:
+        """Store several batches in one transaction, each at most once (results in order).
+
+        Their rows are summed before they are written, so N batches cost one upsert of the
+        minute rows they share instead of N (`IngestQueue`). A batch id already held, or given
+        twice, is a `duplicate` and adds nothing. Callers check freshness (`check_fresh`).
+        """
+        claimed: list[Batch] = []
+        held: set[UUID] = set()
         async with self._conn.transaction():
-            claimed = await self._repo.claim_batch(
-                batch.batch_id,
-                batch.gateway,
-                _utc(batch.sealed_at / 1000),
-                rows=len(batch.rows),
-                logs=len(batch.logs),
-                requests=requests,
-                dropped_requests=batch.dropped.requests,
-                dropped_logs=batch.dropped.logs,
-                dropped_batches=batch.dropped.batches,
-                dropped_egress=batch.dropped.egress,
-            )
-            if not claimed:
+            for batch in batches:
+                if batch.batch_id not in held and await self._repo.claim_batch(
+                    batch.batch_id,
+                    batch.gateway,
+                    _utc(batch.sealed_at / 1000),
+                    rows=len(batch.rows),
+                    logs=len(batch.logs),
+                    requests=sum(r.requests for r in batch.rows),
+                    dropped_requests=batch.dropped.requests,
+                    dropped_logs=batch.dropped.logs,
+                    dropped_batches=batch.dropped.batches,
+                    dropped_egress=batch.dropped.egress,
+                ):
+                    claimed.append(batch)
+                held.add(batch.batch_id)
+            if claimed:
+                await self._store(claimed)
+        stored = {id(b) for b in claimed}
+        results = [
+            IngestResult(status="stored" if id(b) in stored else "duplicate", batch_id=b.batch_id)
+            for b in batches
+        ]
+        for batch, result in zip(batches, results, strict=True):
+            if result.status == "duplicate":
                 exposition.INGEST_BATCHES.inc(result="duplicate")
                 log.info("metrics_batch_replayed", batch_id=str(batch.batch_id), gateway=batch.gateway)
-                return IngestResult(status="duplicate", batch_id=batch.batch_id)
-            slugs = {r.tenant for r in batch.rows} | {entry.tenant for entry in batch.logs}
-            slugs |= {e.tenant for e in batch.egress}
-            tenants = await self._repo.tenant_ids(sorted(slugs))
-            logs = self._log_records(batch, tenants)
-            minutes, usage, versions = self._aggregate(batch, tenants)
-            egress_minutes, egress_totals = _egress_records(batch, tenants)
-            if logs:
-                await self._repo.copy_logs(logs)
-            if minutes:
-                await self._repo.stage_minutes(minutes)
-            # Every batch adds to the same shared rows (minute rows of busy plugins, usage per
-            # tenant-day): from here to commit one batch at a time, so concurrent batches queue on
-            # one lock instead of on row locks (and deadlock checks) one row at a time.
-            await self._repo.lock(INGEST_LOCK_KEY)
-            if logs:
-                plugins = sorted({(r[0], r[1], r[2]) for r in logs})
-                await self._repo.trim_logs(plugins, self._settings.log_lines_per_plugin)
-            if minutes:
-                await self._repo.apply_minutes()
-            await self._repo.add_usage(usage, versions)
-            await EgressRepository(self._conn).add(egress_minutes, egress_totals)
-        exposition.INGEST_BATCHES.inc(result="stored")
-        exposition.INGEST_EVENTS.inc(len(batch.rows) + len(batch.logs) + len(batch.egress))
-        exposition.INGEST_LAG.observe(max(0.0, age_s))
-        for kind in ("requests", "logs", "batches", "egress"):
-            exposition.GATEWAY_DROPPED.inc(getattr(batch.dropped, kind), kind=kind)
-        if any(msgspec.structs.astuple(batch.dropped)):
-            log.warning(
-                "metrics_dropped_reported", gateway=batch.gateway, **msgspec.to_builtins(batch.dropped)
-            )
-        return IngestResult(status="stored", batch_id=batch.batch_id)
+                continue
+            exposition.INGEST_BATCHES.inc(result="stored")
+            exposition.INGEST_EVENTS.inc(len(batch.rows) + len(batch.logs) + len(batch.egress))
+            exposition.INGEST_LAG.observe(max(0.0, time.time() - batch.sealed_at / 1000))
+            for kind in ("requests", "logs", "batches", "egress"):
+                exposition.GATEWAY_DROPPED.inc(getattr(batch.dropped, kind), kind=kind)
+            if any(msgspec.structs.astuple(batch.dropped)):
+                log.warning(
+                    "metrics_dropped_reported", gateway=batch.gateway, **msgspec.to_builtins(batch.dropped)
+                )
+        return results
+
+    async def _store(self, batches: list[Batch]) -> None:
+        """Write claimed batches' minute rows, usage, logs and egress (inside the transaction)."""
+        slugs = {r.tenant for b in batches for r in b.rows} | {e.tenant for b in batches for e in b.logs}
+        slugs |= {e.tenant for b in batches for e in b.egress}
+        tenants = await self._repo.tenant_ids(sorted(slugs))
+        logs = self._log_records(batches, tenants)
+        minutes, usage, versions = self._aggregate(batches, tenants)
+        egress_minutes, egress_totals = _egress_records(batches, tenants)
+        if logs:
+            await self._repo.copy_logs(logs)
+        if minutes:
+            await self._repo.stage_minutes(minutes)
+        # Insert-only (ON CONFLICT DO NOTHING, sorted): no shared row is updated, so it needs
+        # no turn at the lock below.
+        await self._repo.add_usage_versions(versions)
+        # Every batch adds to the same shared rows (minute rows of busy plugins, usage per
+        # tenant-day): from here to commit one batch at a time, so concurrent batches queue on
+        # one lock instead of on row locks (and deadlock checks) one row at a time.
+        await self._repo.lock(INGEST_LOCK_KEY)
+        if logs:
+            plugins = sorted({(r[0], r[1], r[2]) for r in logs})
+            await self._repo.trim_logs(plugins, self._settings.log_lines_per_plugin)
+        if minutes:
+            await self._repo.apply_minutes()
+        await self._repo.add_usage(usage)
+        await EgressRepository(self._conn).add(egress_minutes, egress_totals)
 
     @staticmethod
     def _aggregate(
-        batch: Batch, tenants: dict[str, UUID]
+        batches: Sequence[Batch], tenants: dict[str, UUID]
     ) -> tuple[
         list[tuple[Any, ...]], list[tuple[UUID, date, int, int]], list[tuple[UUID, date, str, str, str]]
     ]:
@@ -153,11 +192,12 @@ class IngestService:
         merged: dict[tuple[Any, ...], list[Any]] = {}
         usage: dict[tuple[UUID, date], list[int]] = defaultdict(lambda: [0, 0])
         versions: set[tuple[UUID, date, str, str, str]] = set()
-        for r in batch.rows:
+        minutes: dict[int, datetime] = {}  # a batch's rows share a few minutes
+        for r in (r for batch in batches for r in batch.rows):
             tenant_id = tenants.get(r.tenant)
             if tenant_id is None:  # deleted since; nothing to attribute it to
                 continue
-            minute = _utc(r.minute)
+            minute = minutes.get(r.minute) or minutes.setdefault(r.minute, _utc(r.minute))
             values = [r.requests, r.s2xx, r.s3xx, r.s4xx, r.s5xx, r.failures]
             values += [r.outcomes.get(name, 0) for name in OUTCOME_COLUMNS]  # type: ignore[call-overload]
             key = (tenant_id, r.namespace, r.plugin, r.version, r.variant, minute)
@@ -174,13 +214,13 @@ class IngestService:
             if r.requests:
                 versions.add((tenant_id, day, r.namespace, r.plugin, r.version))
         return (
-            sorted((*key, *values) for key, values in merged.items()),
+            sorted((*key, *values[:-1], latency_text(values[-1])) for key, values in merged.items()),
             sorted((t, d, req, err) for (t, d), (req, err) in usage.items()),
             sorted(versions),
         )
 
     @staticmethod
-    def _log_records(batch: Batch, tenants: dict[str, UUID]) -> list[tuple[Any, ...]]:
+    def _log_records(batches: Sequence[Batch], tenants: dict[str, UUID]) -> list[tuple[Any, ...]]:
         """Log entries of known tenants in `LOG_COLUMNS` order, oldest first."""
         return [
             (
@@ -194,18 +234,18 @@ class IngestService:
                 e.message,
                 e.stack,
             )
-            for e in sorted(batch.logs, key=lambda e: e.at)
+            for e in sorted((e for batch in batches for e in batch.logs), key=lambda e: e.at)
             if (tenant_id := tenants.get(e.tenant)) is not None
         ]
 
 
 def _egress_records(
-    batch: Batch, tenants: dict[str, UUID]
+    batches: Sequence[Batch], tenants: dict[str, UUID]
 ) -> tuple[list[tuple[UUID, str, str, datetime, int, int]], list[tuple[UUID, str, int, int]]]:
     """Egress rows summed per (tenant, namespace, host, minute), and per namespace; sorted."""
     minutes: dict[tuple[UUID, str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
     totals: dict[tuple[UUID, str], list[int]] = defaultdict(lambda: [0, 0])
-    for e in batch.egress:
+    for e in (e for batch in batches for e in batch.egress):
         tenant_id = tenants.get(e.tenant)
         if tenant_id is None:  # deleted since
             continue
@@ -218,6 +258,73 @@ def _egress_records(
         sorted((*key, allowed, blocked) for key, (allowed, blocked) in minutes.items()),
         sorted((*key, allowed, blocked) for key, (allowed, blocked) in totals.items()),
     )
+
+
+class IngestQueue:
+    """Group commit for the ingest endpoint, one transaction for the batches waiting their turn.
+
+    Batches that arrive while one is being written go together into the next transaction
+    (`IngestService.ingest_many`). Every batch is written under one advisory lock (shared
+    minute and usage rows), so concurrent batches used to queue one transaction each; now
+    whoever gets the turn writes everything queued so far (at most `max_batches`), and each
+    request still answers only after the transaction holding its batch commits. A failed group
+    is retried one batch at a time, so one bad batch fails only its own request. Per process.
+    """
+
+    def __init__(self, settings: MetricsSettings, *, max_batches: int = 16) -> None:
+        """An empty queue."""
+        self._settings = settings
+        self._max = max_batches
+        self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
+        self._turn = asyncio.Lock()
+
+    async def ingest(self, conn: asyncpg.Connection, batch: Batch) -> IngestResult:
+        """Store a batch (with whatever else is queued) on `conn`; answers once it is committed.
+
+        Raises:
+            Conflict: the batch is past the retention (`batch-expired`).
+        """
+        check_fresh(batch, self._settings)
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((batch, future))
+        while not future.done():
+            async with self._turn:
+                if future.done():
+                    break
+                group = self._waiting[: self._max]
+                del self._waiting[: len(group)]
+                await self._write(conn, group)
+        return future.result()
+
+    async def _write(
+        self, conn: asyncpg.Connection, group: list[tuple[Batch, asyncio.Future[IngestResult]]]
+    ) -> None:
+        service = IngestService(conn, self._settings)
+        try:
+            try:
+                results = await service.ingest_many([batch for batch, _ in group])
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for batch, future in group:  # one bad batch must not fail the others
+                    try:
+                        future.set_result((await service.ingest_many([batch]))[0])
+                    except Exception as exc:  # handed to that batch's request
+                        future.set_exception(exc)
+                return
+            for (_, future), result in zip(group, results, strict=True):
+                future.set_result(result)
+        except BaseException as exc:
+            # This request failed or was cancelled: the others in its group must not wait forever
+            # (nothing of the group was committed; their gateways send the batches again).
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(
+                        exc
+                        if isinstance(exc, Exception)
+                        else Unavailable("the ingest transaction was interrupted", slug="ingest-interrupted")
+                    )
+            raise
 
 
 def floor_time(t: datetime, step: timedelta) -> datetime:

@@ -12,6 +12,7 @@ from plugyard.deps import (
     AfterName,
     BeforeNumber,
     CurrentNamespace,
+    CurrentPlugin,
     CurrentPrincipal,
     CurrentTenant,
     DbConn,
@@ -102,21 +103,19 @@ class PluginController(Controller):
     @get(_PLUGIN, summary="Get a plugin")
     async def get_plugin(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
         conn: DbConn,
         publisher: Gateways,
     ) -> Plugin:
         """One plugin with its active version."""
-        return _plugin(
-            await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin), namespace_row
-        )
+        return _plugin(plugin_row, namespace_row)
 
     @patch(_PLUGIN, summary="Replace a plugin's variables")
     async def update(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         data: JSONBody[PluginUpdate],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -126,7 +125,7 @@ class PluginController(Controller):
     ) -> PluginChanged:
         """Replace the plain variables the plugin sees in `env`; deploys without a new version."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         row, deployment = await service.set_vars(
             tenant_row, namespace_row, row, data.vars, actor=principal.actor
         )
@@ -135,7 +134,7 @@ class PluginController(Controller):
     @delete(_PLUGIN, summary="Delete a plugin", status_code=200)
     async def delete_plugin(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
         principal: CurrentPrincipal,
@@ -144,7 +143,7 @@ class PluginController(Controller):
     ) -> Deployment:
         """Delete a plugin with its versions and routes; answers with the deployment that removed it."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         return await service.delete(tenant_row, namespace_row, row, actor=principal.actor)
 
     @post(
@@ -156,7 +155,7 @@ class PluginController(Controller):
     )
     async def publish(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         data: JSONBody[VersionCreate],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -166,7 +165,7 @@ class PluginController(Controller):
     ) -> Response[VersionPublished]:
         """Store a version (201; 200 when the same bundle exists already) and activate it if asked."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         published = await service.publish(tenant_row, namespace_row, row, data, actor=principal.actor)
         body = VersionPublished(
             version=_version(published.version), created=published.created, deployment=published.deployment
@@ -176,7 +175,7 @@ class PluginController(Controller):
     @get(_PLUGIN + "/versions", summary="List versions")
     async def list_versions(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
         conn: DbConn,
@@ -186,13 +185,13 @@ class PluginController(Controller):
     ) -> list[Version]:
         """A page of versions, newest first."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         return [_version(v) for v in await service.versions(tenant_row, row, before=before, limit=limit)]
 
     @get(_PLUGIN + "/versions/{number:int}", summary="Get a version")
     async def get_version(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         number: FromPath[int],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -201,13 +200,13 @@ class PluginController(Controller):
     ) -> Version:
         """One version's metadata."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         return _version(await service.version(tenant_row, row, number))
 
     @put(_PLUGIN + "/active-version", summary="Activate a version (publish or roll back)")
     async def activate(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         data: JSONBody[ActiveVersionSet],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -217,7 +216,7 @@ class PluginController(Controller):
     ) -> PluginChanged:
         """Serve the given version from now on; any earlier version works (rollback)."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         row, deployment = await service.activate(
             tenant_row, namespace_row, row, data.version, actor=principal.actor
         )

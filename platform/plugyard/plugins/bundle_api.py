@@ -10,7 +10,7 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 
-from plugyard.deps import CurrentNamespace, CurrentPrincipal, CurrentTenant, DbConn, Gateways
+from plugyard.deps import CurrentNamespace, CurrentPlugin, CurrentPrincipal, CurrentTenant, DbConn, Gateways
 from plugyard.errors import InvalidInput
 from plugyard.plugins.api import _version
 from plugyard.plugins.folder import version_from_files
@@ -36,7 +36,7 @@ class BundleController(Controller):
     )
     async def upload(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -66,7 +66,7 @@ class BundleController(Controller):
         if not files:
             raise InvalidInput("the upload holds no module files", field="modules")
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         version = version_from_files(files, meta)
         published = await service.publish(tenant_row, namespace_row, row, version, actor=principal.actor)
         body = VersionPublished(
@@ -77,7 +77,7 @@ class BundleController(Controller):
     @get(_PLUGIN + "/versions/{number:int}/diff/{other:int}", summary="Diff two versions")
     async def diff(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         number: FromPath[int],
         other: FromPath[int],
         tenant_row: CurrentTenant,
@@ -87,7 +87,7 @@ class BundleController(Controller):
     ) -> VersionDiff:
         """What changed from version `number` to version `other`, module by module."""
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         return await service.diff(tenant_row, row, number, other)
 
     @post(
@@ -95,7 +95,7 @@ class BundleController(Controller):
     )
     async def preview(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         number: FromPath[int],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -107,5 +107,5 @@ class BundleController(Controller):
         It works until it expires; previews never receive route traffic or count in live metrics.
         """
         service = PluginService(conn, publisher)
-        row = await service.get(tenant_row, namespace_row, plugin)
+        row = plugin_row
         return await service.preview(tenant_row, namespace_row, row, number)

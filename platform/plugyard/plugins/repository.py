@@ -10,11 +10,14 @@ import asyncpg
 from plugyard.errors import Conflict
 from plugyard.plugins.schemas import PluginRow, VersionCode, VersionRow
 
-_PLUGIN_SELECT = """
+# A plugin with its active version (also joined into the request's access query:
+# tenants/repository.py `_RESOLVE_TOKEN`).
+PLUGIN_SELECT = """
 SELECT p.id, p.tenant_id, p.namespace_id, p.name, p.vars, p.active_version_id,
        v.number AS active_version, v.hash AS active_version_hash, p.created_at, p.updated_at
 FROM plugins p LEFT JOIN plugin_versions v ON v.id = p.active_version_id
 """
+_PLUGIN_SELECT = PLUGIN_SELECT
 _GET = _PLUGIN_SELECT + "WHERE p.tenant_id = $1 AND p.namespace_id = $2 AND p.name = $3"
 _LIST = (
     _PLUGIN_SELECT + "WHERE p.tenant_id = $1 AND p.namespace_id = $2 AND p.name > $3 ORDER BY p.name LIMIT $4"

@@ -35,6 +35,17 @@ class Published(msgspec.Struct, frozen=True, kw_only=True):
     deployment: Deployment | None
 
 
+def found_plugin(plugin: PluginRow | None, name: str) -> PluginRow:
+    """The plugin, or the 404 for a name that is not in the namespace.
+
+    Raises:
+        NotFound: `plugin` is None.
+    """
+    if plugin is None:
+        raise NotFound(f"plugin {name!r} not found", slug="plugin-not-found")
+    return plugin
+
+
 class PluginService:
     """Plugins of a namespace."""
 
@@ -60,10 +71,7 @@ class PluginService:
         Raises:
             NotFound: no such plugin.
         """
-        plugin = await self._repo.get(tenant.id, namespace.id, name)
-        if plugin is None:
-            raise NotFound(f"plugin {name!r} not found", slug="plugin-not-found")
-        return plugin
+        return found_plugin(await self._repo.get(tenant.id, namespace.id, name), name)
 
     async def page(
         self, tenant: TenantRow, namespace: NamespaceRow, *, after: str, limit: int

@@ -9,6 +9,8 @@ import asyncpg
 from plugyard.errors import Conflict
 from plugyard.namespaces.repository import ROW_COLUMNS as _NAMESPACE_COLUMNS
 from plugyard.namespaces.schemas import NamespaceRow
+from plugyard.plugins.repository import PLUGIN_SELECT
+from plugyard.plugins.schemas import PluginRow
 from plugyard.tenants.schemas import LiveToken, TenantRow, TokenRow
 
 _TENANT_COLUMNS = "id, slug, name, created_at"
@@ -35,30 +37,42 @@ _TOUCH_TOKEN = (
 _ADMIN_TOKEN_EXISTS = (
     "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE tenant_id IS NULL AND revoked_at IS NULL)"  # noqa: S105 - SQL
 )
+
+
 # One round trip resolves an authenticated request: the live token with this digest, the tenant
-# named in the path if that token may see it (an admin token sees every tenant), and the
-# namespace named in the path within that tenant. A part that is absent or not visible comes
-# back as NULLs. Columns are split by position: 3 token columns, the tenant's, the namespace's.
+# named in the path if that token may see it (an admin token sees every tenant), the namespace
+# named in the path within that tenant, and the plugin named in the path within that namespace
+# (with its active version). A part that is absent or not visible comes back as NULLs. Columns
+# are split by position: 3 token columns, then the tenant's, the namespace's and the plugin's.
+def _path_parts(namespace_param: str, plugin_param: str) -> str:
+    return f"""
+LEFT JOIN LATERAL (
+    SELECT {_NAMESPACE_COLUMNS} FROM namespaces WHERE tenant_id = t.id AND name = {namespace_param}
+) n ON true
+LEFT JOIN LATERAL (
+    {PLUGIN_SELECT} WHERE p.tenant_id = t.id AND p.namespace_id = n.id AND p.name = {plugin_param}
+) pl ON true
+"""
+
+
+# Call with the path's tenant slug, namespace name and plugin name (any may be NULL).
 _RESOLVE_TOKEN = f"""
-SELECT tok.id, tok.tenant_id, tok.last_used_at, t.*, n.*
+SELECT tok.id, tok.tenant_id, tok.last_used_at, t.*, n.*, pl.*
 FROM api_tokens tok
 LEFT JOIN LATERAL (
     SELECT {_TENANT_COLUMNS} FROM tenants WHERE slug = $2 AND (tok.tenant_id IS NULL OR id = tok.tenant_id)
 ) t ON true
-LEFT JOIN LATERAL (
-    SELECT {_NAMESPACE_COLUMNS} FROM namespaces WHERE tenant_id = t.id AND name = $3
-) n ON true
+{_path_parts("$3", "$4")}
 WHERE tok.token_hash = $1 AND tok.revoked_at IS NULL
 """
-# The same for the configured admin token (no token row): the tenant and namespace only.
+# The same for the configured admin token (no token row): the tenant, namespace and plugin only.
 _RESOLVE_TENANT = f"""
-SELECT t.*, n.*
+SELECT t.*, n.*, pl.*
 FROM (SELECT {_TENANT_COLUMNS} FROM tenants WHERE slug = $1) t
-LEFT JOIN LATERAL (
-    SELECT {_NAMESPACE_COLUMNS} FROM namespaces WHERE tenant_id = t.id AND name = $2
-) n ON true
+{_path_parts("$2", "$3")}
 """
 _TENANT_WIDTH = len(_TENANT_COLUMNS.split(","))
+_NAMESPACE_WIDTH = len(_NAMESPACE_COLUMNS.split(","))
 
 
 class TenantRepository:
@@ -101,27 +115,27 @@ class TenantRepository:
         return None if row is None else TokenRow(**row)
 
     async def resolve_token(
-        self, token_hash: bytes, tenant_slug: str | None, namespace_name: str | None
-    ) -> tuple[LiveToken, TenantRow | None, NamespaceRow | None] | None:
-        """The live token with this digest and, in the same query, the tenant and namespace named.
+        self, token_hash: bytes, tenant_slug: str | None, namespace_name: str | None, plugin_name: str | None
+    ) -> tuple[LiveToken, PathRows] | None:
+        """The live token with this digest and, in the same query, the tenant, namespace and plugin named.
 
         Returns:
             None for an unknown or revoked token; else the token, the tenant if the token may
-            see it, and the namespace within that tenant.
+            see it, the namespace within that tenant and the plugin within that namespace.
         """
-        row = await self._conn.fetchrow(_RESOLVE_TOKEN, token_hash, tenant_slug, namespace_name)
+        row = await self._conn.fetchrow(_RESOLVE_TOKEN, token_hash, tenant_slug, namespace_name, plugin_name)
         if row is None:
             return None
         token_id, tenant_id, last_used_at, *rest = row.values()
-        tenant, namespace = _tenant_and_namespace(list(row.keys())[3:], rest)
-        return LiveToken(id=token_id, tenant_id=tenant_id, last_used_at=last_used_at), tenant, namespace
+        parts = _path_rows(list(row.keys())[3:], rest)
+        return LiveToken(id=token_id, tenant_id=tenant_id, last_used_at=last_used_at), parts
 
     async def resolve_tenant(
-        self, tenant_slug: str, namespace_name: str | None
-    ) -> tuple[TenantRow | None, NamespaceRow | None]:
-        """A tenant by slug and, in the same query, its namespace by name (for the admin token)."""
-        row = await self._conn.fetchrow(_RESOLVE_TENANT, tenant_slug, namespace_name)
-        return (None, None) if row is None else _tenant_and_namespace(list(row.keys()), list(row.values()))
+        self, tenant_slug: str, namespace_name: str | None, plugin_name: str | None
+    ) -> PathRows:
+        """A tenant by slug and, in the same query, its namespace and plugin by name (admin token)."""
+        row = await self._conn.fetchrow(_RESOLVE_TENANT, tenant_slug, namespace_name, plugin_name)
+        return (None, None, None) if row is None else _path_rows(list(row.keys()), list(row.values()))
 
     async def touch_token(self, token_id: UUID) -> None:
         """Note that a token was just used (at most once a minute)."""
@@ -137,11 +151,15 @@ class TenantRepository:
         return bool(await self._conn.fetchval(_ADMIN_TOKEN_EXISTS))
 
 
-def _tenant_and_namespace(
-    keys: list[str], values: list[object]
-) -> tuple[TenantRow | None, NamespaceRow | None]:
-    tenant_part = dict(zip(keys[:_TENANT_WIDTH], values[:_TENANT_WIDTH], strict=True))
-    namespace_part = dict(zip(keys[_TENANT_WIDTH:], values[_TENANT_WIDTH:], strict=True))
+PathRows = tuple[TenantRow | None, NamespaceRow | None, PluginRow | None]
+
+
+def _path_rows(keys: list[str], values: list[object]) -> PathRows:
+    end_tenant, end_namespace = _TENANT_WIDTH, _TENANT_WIDTH + _NAMESPACE_WIDTH
+    tenant_part = dict(zip(keys[:end_tenant], values[:end_tenant], strict=True))
+    namespace_part = dict(zip(keys[end_tenant:end_namespace], values[end_tenant:end_namespace], strict=True))
+    plugin_part = dict(zip(keys[end_namespace:], values[end_namespace:], strict=True))
     tenant = None if tenant_part["id"] is None else TenantRow(**tenant_part)  # type: ignore[arg-type]
     namespace = None if namespace_part["id"] is None else NamespaceRow(**namespace_part)  # type: ignore[arg-type]
-    return tenant, namespace
+    plugin = None if plugin_part["id"] is None else PluginRow(**plugin_part)  # type: ignore[arg-type]
+    return tenant, namespace, plugin

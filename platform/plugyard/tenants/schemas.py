@@ -9,6 +9,7 @@ import msgspec
 
 from plugyard.fields import Slug, Title
 from plugyard.namespaces.schemas import NamespaceRow
+from plugyard.plugins.schemas import PluginRow
 
 
 class TenantCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -102,7 +103,8 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
 
     `tenant` is the tenant named by `tenant_slug` if the caller may see it (None: it does not
     exist or is someone else's, a 404 either way); `namespace` is the one named by
-    `namespace_name` within that tenant. Slug and name are None when the path has none.
+    `namespace_name` within that tenant, and `plugin` the one named by `plugin_name` within that
+    namespace (with its active version). Slug and names are None when the path has none.
     """
 
     principal: Principal
@@ -110,3 +112,5 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     tenant: TenantRow | None = None
     namespace_name: str | None = None
     namespace: NamespaceRow | None = None
+    plugin_name: str | None = None
+    plugin: PluginRow | None = None

@@ -108,9 +108,14 @@ class TenantService:
         return (await self.resolve(authorization)).principal
 
     async def resolve(
-        self, authorization: str | None, *, tenant: str | None = None, namespace: str | None = None
+        self,
+        authorization: str | None,
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        plugin: str | None = None,
     ) -> Access:
-        """Resolve the caller and, in the same query, the tenant and namespace of the path.
+        """Resolve the caller and, in the same query, the tenant, namespace and plugin of the path.
 
         The token is looked up on every request (a revoked token is refused at once); the
         tenant is only returned if the caller may see it. The last-used time is written at
@@ -128,19 +133,21 @@ class TenantService:
             admin = Principal(token_id=None, tenant_id=None, is_admin=True)
             if tenant is None:
                 return Access(principal=admin)
-            tenant_row, namespace_row = await self._repo.resolve_tenant(tenant, namespace)
+            tenant_row, namespace_row, plugin_row = await self._repo.resolve_tenant(tenant, namespace, plugin)
             return Access(
                 principal=admin,
                 tenant_slug=tenant,
                 tenant=tenant_row,
                 namespace_name=namespace,
                 namespace=namespace_row,
+                plugin_name=plugin,
+                plugin=plugin_row,
             )
         # The lookup is by digest through a unique index: the secret itself is never compared.
-        found = await self._repo.resolve_token(token_digest, tenant, namespace)
+        found = await self._repo.resolve_token(token_digest, tenant, namespace, plugin)
         if found is None:
             raise Unauthorized("the token is unknown or revoked", slug="invalid-token")
-        live, tenant_row, namespace_row = found
+        live, (tenant_row, namespace_row, plugin_row) = found
         if self._last_used is None or self._last_used.due(live, datetime.now(UTC)):
             await self._repo.touch_token(live.id)
         return Access(
@@ -149,6 +156,8 @@ class TenantService:
             tenant=tenant_row,
             namespace_name=namespace,
             namespace=namespace_row,
+            plugin_name=plugin,
+            plugin=plugin_row,
         )
 
     async def tenant_for(self, principal: Principal, slug: str) -> TenantRow:
