@@ -1,39 +1,108 @@
 /**
  * End-user traffic: route → namespace → plugin → isolate → forward.
+ *
+ * This is the gateway's hot path. What only depends on the served plugin state (loader id,
+ * metric tags, experiment scope, the loader's code callback) is computed once per state object
+ * and reused ({@link planFor}); per request there is one route lookup, one `LOADER.get` and one
+ * copy of the response to add the gateway's headers.
  */
-import { pluginEntrypoint } from "./loader.js";
+import { codeCallback, loaderId } from "./loader.js";
 import { problem } from "./problems.js";
-import { getSnapshot } from "./snapshot.js";
+import { getSnapshot, heldSnapshot } from "./snapshot.js";
 import { handlePreview, previewLabel } from "./preview.js";
 import { metricsTags, recordRequest } from "./metrics.js";
 import { tailsFor } from "./tail.js";
 import { outboundFor } from "./outbound.js";
-import { dispatchSettled, dispatchStarted } from "./pool.js";
+import { dispatchSettled, dispatchStarted, drainHold } from "./pool.js";
 import { chooseServing, decorate } from "./experiments.js";
 import { noteExposure, pluginBinding, scopeOf } from "./experiment-events.js";
+
+/**
+ * What every request to one served plugin state needs, built on its first request.
+ * @typedef {Object} Plan
+ * @property {string} id The loader id.
+ * @property {string} flight `{tenant}/{namespace}/{plugin}@{version}` for the pool's dispatch log.
+ * @property {import("./metrics.js").Tags} tags
+ * @property {import("./experiment-events.js").Scope | null} scope
+ * @property {() => Promise<Record<string, unknown>>} load The Worker Loader code callback.
+ */
+
+/**
+ * Plans per served state object. Snapshot states are replaced, never changed, when a push or a
+ * quarantine is applied, and experiment variant states are cached per state (experiments.js),
+ * so a state object always describes the same isolate and the entry goes away with it.
+ * @type {WeakMap<object, Plan>}
+ */
+const plans = new WeakMap();
+
+/**
+ * @param {import("./index.js").Env} env
+ * @param {ExecutionContext} ctx Only its `exports` are kept (the same object for every request).
+ * @param {{tenant: string, namespace: string}} ns
+ * @param {string} plugin
+ * @param {import("./experiments.js").Serving} serving
+ * @returns {Plan}
+ */
+function planFor(env, ctx, ns, plugin, serving) {
+  const served = serving.state;
+  let plan = plans.get(served);
+  if (plan) return plan;
+  const tags = metricsTags(ns, plugin, served, serving.variant ?? undefined);
+  const scope = scopeOf(ns, plugin, serving);
+  // The callback runs later, under whichever request finds the isolate cold: it must not hold
+  // the first request's context, only the Worker's exports (loopback entrypoints).
+  const loopback = /** @type {any} */ ({ exports: /** @type {any} */ (ctx).exports });
+  const ref = { tenant: ns.tenant, namespace: ns.namespace, plugin, state: served };
+  // Getters: the tail, env and egress wiring are only built when the isolate is loaded (cold).
+  const wiring = {
+    get tails() {
+      return tailsFor(env, loopback, tags, served);
+    },
+    get env() {
+      return { PLUGYARD: pluginBinding(loopback, scope) };
+    },
+    // Egress: the namespace's policy, looked up on every outbound call (src/outbound.js).
+    get globalOutbound() {
+      return outboundFor(loopback, { tenant: ns.tenant, namespace: ns.namespace, plugin });
+    },
+  };
+  plan = {
+    id: loaderId(ref),
+    flight: `${ns.tenant}/${ns.namespace}/${plugin}@${served.version}`,
+    tags,
+    scope,
+    load: codeCallback(env, ref, wiring),
+  };
+  plans.set(served, plan);
+  return plan;
+}
 
 /**
  * @param {Request} request
  * @param {import("./index.js").Env} env
  * @param {ExecutionContext} ctx
  * @param {string} requestId
+ * @param {URL} [url] The parsed request URL, when the caller already has it.
  * @returns {Promise<Response>}
  */
-export async function handleDataPlane(request, env, ctx, requestId) {
+export async function handleDataPlane(request, env, ctx, requestId, url = new URL(request.url)) {
+  const hold = drainHold(); // a recycled pool process holds requests until SIGTERM (pool.js)
+  if (hold) await hold;
+  const host = url.hostname;
   // Preview hosts never fall through to routes, experiments or live metrics.
-  const preview = previewLabel(new URL(request.url).hostname, env);
+  const preview = previewLabel(host, env);
   if (preview !== null) return handlePreview(request, env, preview, requestId);
   let snapshot;
   try {
-    snapshot = await getSnapshot(env, ctx);
+    // Synchronous when the held snapshot is fresh enough (nearly always).
+    snapshot = heldSnapshot(env, ctx) ?? (await getSnapshot(env, ctx));
   } catch (error) {
     console.error("snapshot_load_failed", requestId, String(error));
     return problem(503, "gateway-unavailable", "The gateway could not load its state.", requestId);
   }
-  const url = new URL(request.url);
-  const target = snapshot.routes.match(url.hostname, url.pathname);
+  const target = snapshot.routes.match(host, url.pathname);
   if (!target) {
-    return problem(404, "no-route", `No route matches ${url.hostname}${url.pathname}.`, requestId);
+    return problem(404, "no-route", `No route matches ${host}${url.pathname}.`, requestId);
   }
   const ns = snapshot.namespaces.get(target.nsKey);
   const state = ns && Object.hasOwn(ns.plugins, target.plugin) ? ns.plugins[target.plugin] : null;
@@ -46,7 +115,9 @@ export async function handleDataPlane(request, env, ctx, requestId) {
     );
   }
   // An experiment may pick another version (a variant) for this visitor (experiments.js).
-  const serving = await chooseServing(request, env, ns, target.plugin, state);
+  // Synchronous unless a preview token has to be verified.
+  let serving = chooseServing(request, env, ns, target.plugin, state);
+  if (serving instanceof Promise) serving = await serving;
   const served = serving.state;
   // A version that hung a gateway process is not routed (docs/operations.md, "Quarantine").
   const quarantined = state.quarantine?.[served.version];
@@ -54,24 +125,15 @@ export async function handleDataPlane(request, env, ctx, requestId) {
     const detail = `Version ${served.version.slice(0, 12)} of plugin ${target.plugin} is quarantined: ${quarantined}`;
     return problem(503, "plugin-quarantined", detail, requestId);
   }
-  const tags = metricsTags(ns, target.plugin, served, serving.variant ?? undefined);
-  const scope = scopeOf(ns, target.plugin, serving);
-  noteExposure(env, ctx, scope, serving.visitor ?? null);
+  const plan = planFor(env, ctx, ns, target.plugin, serving);
+  if (serving.visitor) noteExposure(env, ctx, plan.scope, serving.visitor);
   const startedAt = Date.now();
   let response;
   try {
-    const ref = { tenant: ns.tenant, namespace: ns.namespace, plugin: target.plugin, state: served };
-    // A getter: the tail wiring is only built when the isolate is loaded (cold).
-    const wiring = {
-      get tails() { return tailsFor(env, ctx, tags, served); },
-      get env() { return { PLUGYARD: pluginBinding(ctx, scope) }; },
-      // Egress: the namespace's policy, looked up on every outbound call (src/outbound.js).
-      get globalOutbound() {
-        return outboundFor(ctx, { tenant: ns.tenant, namespace: ns.namespace, plugin: target.plugin });
-      },
-    };
-    const entrypoint = pluginEntrypoint(env, ref, wiring);
-    const flight = dispatchStarted(`${ns.tenant}/${ns.namespace}/${target.plugin}@${served.version}`);
+    // A WorkerStub is tied to the request that got it, so LOADER.get runs per request (cheap
+    // when warm); the callback only runs when the isolate is cold.
+    const entrypoint = env.LOADER.get(plan.id, plan.load).getEntrypoint();
+    const flight = dispatchStarted(plan.flight);
     try {
       response = await entrypoint.fetch(request);
     } finally {
@@ -80,12 +142,13 @@ export async function handleDataPlane(request, env, ctx, requestId) {
   } catch (error) {
     // Logged for operators only: end users never see the plugin's message or stack.
     console.error("plugin_failed", requestId, target.nsKey, target.plugin, String(error));
-    recordRequest(env, ctx, tags, { status: 502, failed: true, startedAt });
+    recordRequest(env, ctx, plan.tags, { status: 502, failed: true, startedAt });
     const failed = problem(502, "plugin-failed", "The plugin failed to handle this request.", requestId);
     decorate(failed, serving);
     return failed;
   }
-  const ms = recordRequest(env, ctx, tags, { status: response.status, failed: false, startedAt });
+  const ms = recordRequest(env, ctx, plan.tags, { status: response.status, failed: false, startedAt });
+  // Headers of a fetched response are immutable: copy it (the body is passed through, not read).
   const out = new Response(response.body, response);
   out.headers.set("x-plugyard-version", served.version.slice(0, 12));
   decorate(out, serving);

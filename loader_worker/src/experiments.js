@@ -115,9 +115,25 @@ export function stickyCookie(request, name, id) {
   return `${name}=${id}; Path=/; Max-Age=${COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax${https ? "; Secure" : ""}`;
 }
 
+/**
+ * Variant states per plugin state and tag. The same object for every request to a variant lets
+ * the data plane reuse what it derived from it (data-plane.js, `planFor`); a push replaces the
+ * plugin state, so its variants go with it.
+ * @type {WeakMap<object, Map<string, any>>}
+ */
+const variantStates = new WeakMap();
+
 /** @param {any} state @param {Variant} v @param {string} tag */
 function variantState(state, v, tag) {
-  return { ...state, version: v.version, env_hash: v.env_hash, limits: v.limits ?? state.limits, variant: tag };
+  let byTag = variantStates.get(state);
+  if (!byTag) variantStates.set(state, (byTag = new Map()));
+  const key = `${tag}\n${v.name}`;
+  let held = byTag.get(key);
+  if (!held) {
+    held = { ...state, version: v.version, env_hash: v.env_hash, limits: v.limits ?? state.limits, variant: tag };
+    byTag.set(key, held);
+  }
+  return held;
 }
 
 /** @param {string} text @returns {string} */
@@ -159,25 +175,52 @@ export async function previewVariant(token, secret, ns, plugin, exp) {
 }
 
 /**
- * Decides what serves a request to `plugin` (see the module comment).
+ * Decides what serves a request to `plugin` (see the module comment). Synchronous (no promise)
+ * unless a preview token has to be verified: the hot path only awaits when it must.
  * @param {Request} request
  * @param {{SIGNING_SECRET?: string | null}} env
  * @param {{tenant: string, namespace: string}} ns
  * @param {string} plugin
  * @param {any} state The plugin's pushed state.
- * @returns {Promise<Serving>}
+ * @returns {Serving | Promise<Serving>}
  */
-export async function chooseServing(request, env, ns, plugin, state) {
+export function chooseServing(request, env, ns, plugin, state) {
   /** @type {Experiment | null} */
   const exp = state.experiment ?? null;
+  /** @type {Serving} */
   const none = { state, variant: null, reported: null, setCookie: null, experiment: exp };
   if (!exp) return none;
   const token = request.headers.get(PREVIEW_HEADER);
-  if (token) {
-    const name = await previewVariant(token, env.SIGNING_SECRET, ns, plugin, exp);
-    const v = exp.variants.find((x) => x.name === name);
-    if (v) return { ...none, state: variantState(state, v, PREVIEW_VARIANT), variant: PREVIEW_VARIANT, reported: v.name };
-  }
+  if (token) return previewServing(request, env, ns, plugin, token, none);
+  return bucketed(request, exp, none);
+}
+
+/**
+ * The variant forced by a valid preview token, else as {@link bucketed}.
+ * @param {Request} request
+ * @param {{SIGNING_SECRET?: string | null}} env
+ * @param {{tenant: string, namespace: string}} ns
+ * @param {string} plugin
+ * @param {string} token
+ * @param {Serving & {experiment: Experiment}} none
+ * @returns {Promise<Serving>}
+ */
+async function previewServing(request, env, ns, plugin, token, none) {
+  const exp = none.experiment;
+  const name = await previewVariant(token, env.SIGNING_SECRET, ns, plugin, exp);
+  const v = exp.variants.find((x) => x.name === name);
+  if (v) return { ...none, state: variantState(none.state, v, PREVIEW_VARIANT), variant: PREVIEW_VARIANT, reported: v.name };
+  return bucketed(request, exp, none);
+}
+
+/**
+ * Buckets the visitor of a request to a plugin with an experiment.
+ * @param {Request} request
+ * @param {Experiment} exp
+ * @param {Serving} none What serves when the visitor gets no variant.
+ * @returns {Serving}
+ */
+function bucketed(request, exp, none) {
   if (exp.state !== "running") return none;
   let key;
   let setCookie = null;
@@ -196,7 +239,7 @@ export async function chooseServing(request, env, ns, plugin, state) {
   );
   if (result.variant === null) return { ...none, setCookie };
   const v = exp.variants[result.variant];
-  return { state: variantState(state, v, v.name), variant: v.name, reported: v.name, setCookie, experiment: exp, visitor: key };
+  return { state: variantState(none.state, v, v.name), variant: v.name, reported: v.name, setCookie, experiment: exp, visitor: key };
 }
 
 /**

@@ -29,6 +29,25 @@ export { Events } from "./experiment-events.js";
  * @property {string | null} [METRICS_MAX_PENDING] From PLUGYARD_METRICS_MAX_PENDING (default 2000).
  */
 
+/** Per-isolate request id prefix (random, set on the first request) and counter. */
+let idPrefix = "";
+let idCount = 0;
+
+/**
+ * A request id: a random per-isolate prefix and a counter, unique across isolates and
+ * processes without a `crypto.randomUUID()` per request. (Random values cannot be drawn at
+ * module scope in Workers, hence the lazy prefix.)
+ * @returns {string}
+ */
+export function nextRequestId() {
+  if (!idPrefix) {
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    idPrefix = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  idCount += 1;
+  return `${idPrefix}-${idCount.toString(36)}`;
+}
+
 export default {
   /**
    * @param {Request} request
@@ -37,11 +56,12 @@ export default {
    * @returns {Promise<Response>}
    */
   async fetch(request, env, ctx) {
-    const requestId = crypto.randomUUID();
-    const { pathname } = new URL(request.url);
+    const requestId = nextRequestId();
+    // Parsed once here and handed to the data plane.
+    const url = new URL(request.url);
     try {
-      if (pathname.startsWith("/_plugyard/")) return await handleControl(request, env, ctx, requestId);
-      return await handleDataPlane(request, env, ctx, requestId);
+      if (url.pathname.startsWith("/_plugyard/")) return await handleControl(request, env, ctx, requestId);
+      return await handleDataPlane(request, env, ctx, requestId, url);
     } catch (error) {
       // E.g. the Registry is unreachable: still answer a problem, never a stack trace.
       console.error("request_failed", requestId, String(error));

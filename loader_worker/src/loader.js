@@ -3,11 +3,13 @@
  *
  * Loader ids include the version's content hash and the env hash, so a new version or new vars
  * get a new isolate (loaded isolates cannot be evicted on demand) and the same code in two
- * tenants gets two isolates. Code is fetched from the Registry only inside the callback, i.e.
- * only when the loader has no warm isolate for the id.
+ * tenants gets two isolates. Code is fetched only inside the callback, i.e. only when the loader
+ * has no warm isolate for the id: from this isolate's memory when the version was pushed here
+ * recently, else from the Registry.
  */
 import { registryStub } from "./registry.js";
 import { noteIsolateLoaded } from "./pool.js";
+import { rememberBundle, rememberedBundle } from "./bundle-cache.js";
 
 /** Used when a bundle carries no compatibility date. */
 const DEFAULT_COMPATIBILITY_DATE = "2025-11-01";
@@ -86,6 +88,39 @@ export function workerCode(bundle, state, wiring = {}) {
 }
 
 /**
+ * A version's code: from memory when held, else from the Registry (then kept).
+ * @param {{REGISTRY: DurableObjectNamespace}} env
+ * @param {string} version
+ * @returns {Promise<Bundle>}
+ */
+export async function loadBundle(env, version) {
+  const held = rememberedBundle(version);
+  if (held) return held;
+  const bundle = await registryStub(env.REGISTRY).getBundle(version);
+  if (!bundle) throw new Error(`bundle ${version} is not stored`);
+  rememberBundle(version, bundle);
+  return bundle;
+}
+
+/**
+ * The Worker Loader code callback for a plugin isolate. It only runs when the loader has no warm
+ * isolate for the id, so it can be built once and reused by every request to that isolate.
+ * @param {{LOADER: any, REGISTRY: DurableObjectNamespace}} env
+ * @param {PluginRef} ref
+ * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Passed to {@link workerCode};
+ *   its members are read only when the callback runs (getters are fine).
+ * @returns {() => Promise<Record<string, unknown>>}
+ */
+export function codeCallback(env, ref, wiring = {}) {
+  const version = /** @type {string} */ (ref.state.version);
+  return async () => {
+    const bundle = await loadBundle(env, version);
+    noteIsolateLoaded();
+    return workerCode(bundle, ref.state, wiring);
+  };
+}
+
+/**
  * The default `fetch` entrypoint of a plugin's isolate (loaded on first use).
  * @param {{LOADER: any, REGISTRY: DurableObjectNamespace}} env
  * @param {PluginRef} ref
@@ -94,12 +129,5 @@ export function workerCode(bundle, state, wiring = {}) {
  * @returns {Fetcher}
  */
 export function pluginEntrypoint(env, ref, wiring = {}) {
-  const version = /** @type {string} */ (ref.state.version);
-  const stub = env.LOADER.get(loaderId(ref), async () => {
-    const bundle = await registryStub(env.REGISTRY).getBundle(version);
-    if (!bundle) throw new Error(`bundle ${version} is not stored`);
-    noteIsolateLoaded();
-    return workerCode(bundle, ref.state, wiring);
-  });
-  return stub.getEntrypoint();
+  return env.LOADER.get(loaderId(ref), codeCallback(env, ref, wiring)).getEntrypoint();
 }

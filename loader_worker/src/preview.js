@@ -73,6 +73,9 @@ function previewsStub(namespace) {
   return durableStub(namespace, "previews", "Previews");
 }
 
+/** The `.domain` suffix of the last seen PREVIEW_DOMAIN (it is read on every data-plane request). */
+let suffixOf = { domain: "", suffix: "" };
+
 /**
  * The preview id of a request host, or null when the host is not under the preview domain.
  * @param {string} hostname
@@ -80,9 +83,11 @@ function previewsStub(namespace) {
  * @returns {string | null}
  */
 export function previewLabel(hostname, env) {
-  const domain = (env.PREVIEW_DOMAIN || DEFAULT_PREVIEW_DOMAIN).toLowerCase();
+  const configured = env.PREVIEW_DOMAIN || DEFAULT_PREVIEW_DOMAIN;
+  if (configured !== suffixOf.domain) suffixOf = { domain: configured, suffix: "." + configured.toLowerCase() };
+  const suffix = suffixOf.suffix;
   const host = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
-  return host.endsWith("." + domain) ? host.slice(0, -(domain.length + 1)) : null;
+  return host.endsWith(suffix) ? host.slice(0, -suffix.length) : null;
 }
 
 /**

@@ -11,6 +11,7 @@
 import { registryStub } from "./registry.js";
 import { RouteIndex } from "./routing.js";
 import { pooled } from "./pool.js";
+import { rememberBundle } from "./bundle-cache.js";
 
 export const REFRESH_INTERVAL_MS = 1000;
 
@@ -55,21 +56,19 @@ let refreshing = null;
 let lastCheckMs = 0;
 
 /**
- * The current snapshot; loads it on a cold isolate and schedules a refresh when due.
+ * The held snapshot when it can serve this request without waiting (schedules a background
+ * refresh when due), or null when the caller must await {@link getSnapshot}: nothing loaded yet,
+ * or a pool member whose last check is too old. Keeps the hot path free of awaits.
  * @param {{REGISTRY: DurableObjectNamespace}} env
  * @param {ExecutionContext} ctx
- * @returns {Promise<Snapshot>}
+ * @returns {Snapshot | null}
  */
-export async function getSnapshot(env, ctx) {
-  if (!current) {
-    loading ??= loadSnapshot(env).finally(() => {
-      loading = null;
-    });
-    return await loading;
-  }
+export function heldSnapshot(env, ctx) {
+  if (!current) return null;
   const now = Date.now();
-  if (pooled()) return await refreshPooled(env, now);
-  if (!refreshing && now - lastCheckMs >= REFRESH_INTERVAL_MS) {
+  if (now - lastCheckMs < REFRESH_INTERVAL_MS) return current;
+  if (pooled()) return null;
+  if (!refreshing) {
     lastCheckMs = now;
     const snapshot = current;
     refreshing = registryStub(env.REGISTRY)
@@ -82,6 +81,24 @@ export async function getSnapshot(env, ctx) {
     ctx.waitUntil(refreshing);
   }
   return current;
+}
+
+/**
+ * The current snapshot; loads it on a cold isolate and schedules a refresh when due.
+ * @param {{REGISTRY: DurableObjectNamespace}} env
+ * @param {ExecutionContext} ctx
+ * @returns {Promise<Snapshot>}
+ */
+export async function getSnapshot(env, ctx) {
+  const held = heldSnapshot(env, ctx);
+  if (held) return held;
+  if (!current) {
+    loading ??= loadSnapshot(env).finally(() => {
+      loading = null;
+    });
+    return await loading;
+  }
+  return await refreshPooled(env, Date.now());
 }
 
 /**
@@ -121,11 +138,15 @@ async function loadSnapshot(env) {
 }
 
 /**
- * Applies a push this isolate just stored, so it is live on the next request.
+ * Applies a push this isolate just stored, so it is live on the next request. The pushed
+ * bundles are kept in memory (loader.js, `rememberBundle`): the first request to a new version
+ * then starts its isolate without a round trip to the Registry.
  * @param {NamespaceState} state
  * @param {number} generation The Registry generation after the push.
+ * @param {Record<string, import("./registry.js").Bundle>} [bundles] The push's bundles by hash.
  */
-export function applyPushed(state, generation) {
+export function applyPushed(state, generation, bundles = {}) {
+  for (const [hash, bundle] of Object.entries(bundles)) rememberBundle(hash, bundle);
   if (!current) return; // the first data-plane request will load it from the Registry
   current.apply(state);
   // Only advance if no other push happened in between; otherwise the refresh fetches it.
