@@ -12,7 +12,7 @@ import { handleValidate } from "./validate.js";
 import { metricsHealth } from "./metrics.js";
 import { validateExperiment } from "./experiments.js";
 import { egressCounts, validateEgress } from "./outbound.js";
-import { processInfo } from "./pool.js";
+import { MAX_HOLD_MS, processInfo, startDrain } from "./pool.js";
 import { handleQuarantine } from "./quarantine.js";
 
 const DEFAULT_WINDOW_S = 300;
@@ -168,6 +168,22 @@ export async function handleControl(request, env, _ctx, requestId) {
     if (request.method !== "PUT") return methodNotAllowed("PUT", requestId);
     return handlePush(registry, body, decodeURIComponent(push[1]), decodeURIComponent(push[2]), requestId);
   }
+  // The pool supervisor recycles this process: hold data-plane requests until SIGTERM (pool.js).
+  if (url.pathname === "/_plugyard/process/drain") {
+    if (request.method !== "POST") return methodNotAllowed("POST", requestId);
+    let holdMs;
+    try {
+      holdMs = JSON.parse(new TextDecoder().decode(body)).hold_ms;
+    } catch {
+      holdMs = undefined;
+    }
+    if (!Number.isInteger(holdMs) || holdMs < 0 || holdMs > MAX_HOLD_MS) {
+      const detail = `The body must be {"hold_ms": n} with n an integer from 0 to ${MAX_HOLD_MS}.`;
+      return problem(400, "invalid-drain", detail, requestId);
+    }
+    startDrain(holdMs);
+    return json({ status: "draining", ...processInfo() });
+  }
   if (url.pathname === "/_plugyard/quarantine") {
     if (request.method !== "POST") return methodNotAllowed("POST", requestId);
     return handleQuarantine(registry, body, requestId);
@@ -222,7 +238,7 @@ async function handlePush(registry, body, tenant, namespace, requestId) {
   );
   switch (result.status) {
     case "applied":
-      applyPushed(result.state, result.generation);
+      applyPushed(result.state, result.generation, input.bundles);
       return json({ status: "applied", revision: result.revision });
     case "unchanged":
       return json({ status: "unchanged", revision: result.revision });

@@ -11,6 +11,12 @@
  *   process (an endless loop) the supervisor still knows what was in flight and which dispatch
  *   came last: that is how it attributes the hang.
  * - The number of isolates this process has loaded is reported by `GET /_plugyard/process`.
+ * - Recycling (`POST /_plugyard/process/drain`, signed): before the supervisor sends SIGTERM it
+ *   tells the process to *hold* every data-plane request that reaches it for `hold_ms`. The
+ *   supervisor sends SIGTERM a moment later, while those requests are still held: workerd then
+ *   finishes them with `Connection: close` (a Worker cannot set that header itself), so a
+ *   keep-alive client reconnects (to another process) instead of having its next request cut
+ *   off by the drain closing an idle connection.
  */
 import { env as workerEnv } from "cloudflare:workers";
 
@@ -19,6 +25,11 @@ const SERVICE = "gateway";
 
 let isolatesLoaded = 0;
 let dispatchSeq = 0;
+/** Until when (ms since the epoch) data-plane requests are held; 0: not draining. */
+let holdUntil = 0;
+
+/** Longest hold the supervisor may ask for. */
+export const MAX_HOLD_MS = 10_000;
 
 /** @returns {boolean} whether this process is a pool member that serves traffic. */
 export function pooled() {
@@ -30,9 +41,34 @@ export function noteIsolateLoaded() {
   isolatesLoaded += 1;
 }
 
-/** @returns {{role: string, isolates: number, dispatched: number}} for the supervisor's probe. */
+/** @returns {{role: string, isolates: number, dispatched: number, draining: boolean}} the probe's answer. */
 export function processInfo() {
-  return { role: workerEnv?.GATEWAY_ROLE ?? "single", isolates: isolatesLoaded, dispatched: dispatchSeq };
+  return {
+    role: workerEnv?.GATEWAY_ROLE ?? "single",
+    isolates: isolatesLoaded,
+    dispatched: dispatchSeq,
+    draining: holdUntil > 0,
+  };
+}
+
+/**
+ * Starts draining: data-plane requests are held for `holdMs` from now (see the module comment).
+ * Draining cannot be undone: the supervisor sends SIGTERM next.
+ * @param {number} holdMs 0..{@link MAX_HOLD_MS}.
+ */
+export function startDrain(holdMs) {
+  holdUntil = Date.now() + holdMs;
+}
+
+/**
+ * While draining, a promise that settles when the request may go on; null otherwise (the hot
+ * path pays one comparison).
+ * @returns {Promise<void> | null}
+ */
+export function drainHold() {
+  if (holdUntil === 0) return null;
+  const wait = holdUntil - Date.now();
+  return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : null;
 }
 
 /**

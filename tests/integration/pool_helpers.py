@@ -117,9 +117,8 @@ def wait_served(pool: Supervisor, host: str, text: str, timeout_s: float = 5.0) 
 class Traffic:
     """Background requests to one host, every response recorded (start time, status or error).
 
-    With `rfc_retry`, a request the server closed the connection on without answering is sent again
-    once on a new connection, as RFC 9112, 9.3.1 lets a client do for idempotent requests (nginx
-    and Envoy do; browsers and curl do on reused connections): `retried` counts them.
+    A request is sent once: the client never retries (httpx's transport retries nothing by default),
+    so a connection closed under a request counts as a failure.
     """
 
     def __init__(
@@ -130,14 +129,11 @@ class Traffic:
         threads: int = 2,
         keepalive: bool = True,
         pause_s: float = 0.0,
-        rfc_retry: bool = False,
     ):
         self.url = url
         self.host = host
         self.keepalive = keepalive
         self.pause_s = pause_s
-        self.rfc_retry = rfc_retry
-        self.retried = 0
         self.results: list[tuple[float, float, int | str, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -160,13 +156,7 @@ class Traffic:
         while not self._stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                try:
-                    r = client.get(self.url + "/", headers={"host": self.host})
-                except httpx.RemoteProtocolError:
-                    if not self.rfc_retry:
-                        raise
-                    self.retried += 1
-                    r = client.get(self.url + "/", headers={"host": self.host})
+                r = client.get(self.url + "/", headers={"host": self.host})
                 outcome: int | str = r.status_code
                 body = r.text
             except httpx.HTTPError as exc:

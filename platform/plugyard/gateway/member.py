@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,10 @@ from plugyard import signing
 from plugyard.gateway import config
 
 PROCESS_PATH = "/_plugyard/process"
+DRAIN_PATH = "/_plugyard/process/drain"
+# How much longer than the pause before SIGTERM a draining process holds requests: the margin for a
+# busy supervisor or process (a held request waits at most pause + margin).
+HOLD_MARGIN_S = 1.0
 
 
 class Flight(NamedTuple):
@@ -225,12 +230,37 @@ class Member:
         self.proc.wait(timeout=10)
         self.state = "exited"
 
-    def drain(self) -> None:
-        """Ask workerd to stop accepting and exit when in-flight requests finish (SIGTERM)."""
+    def drain(self, pause_s: float) -> bool:
+        """Stop the process without cutting off a request a client has sent.
+
+        workerd's SIGTERM closes its listening socket, finishes in-flight requests with
+        `Connection: close` and closes every *idle* connection at once, so a keep-alive client
+        that sends its next request just then sees the connection closed unanswered. So first the
+        process is told to hold each data-plane request it receives (`POST /_plugyard/process/drain`,
+        src/pool.js) for `pause_s` + HOLD_MARGIN_S; after `pause_s` (long enough for every busy
+        keep-alive connection to have sent its next request) SIGTERM finds those connections with
+        a request in flight and closes them cleanly. If the notice fails, SIGTERM is sent anyway.
+        The supervisor steers new connections away from this process first (supervisor.py).
+
+        Returns:
+            Whether the process took the notice (False: it got a plain SIGTERM).
+        """
         self.state = "draining"
+        body = json.dumps({"hold_ms": round((pause_s + HOLD_MARGIN_S) * 1000)}).encode()
+        headers = signing.sign(self.secret, method="POST", path=DRAIN_PATH, body=body)
+        try:
+            response = self._client.post(
+                f"http://127.0.0.1:{self.probe_port}{DRAIN_PATH}", content=body, headers=headers, timeout=2.0
+            )
+            held = response.status_code == 200
+        except httpx.HTTPError:
+            held = False
+        if held:
+            time.sleep(pause_s)
         if self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+        return held
 
     def kill(self) -> None:
         """SIGKILL now."""

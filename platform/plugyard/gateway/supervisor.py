@@ -5,23 +5,32 @@ docs/operations.md, "Gateway pool", explains it for operators. In short:
 - One *state* process holds the Durable Objects (pushed state, previews, metrics outbox) in
   `storage_dir`; it serves no plugin traffic. SQLite files cannot be shared between processes
   (workerd aborts on SQLITE_BUSY), so the others reach these objects over its loopback debug port.
-- K *serve* processes (default: the number of cores) all serve the same inherited listening
-  socket (`workerd serve --socket-fd`); the kernel spreads connections over them. Each also has a
-  loopback admin socket the supervisor probes every `probe_interval_s`.
+- K *serve* processes (default: the number of cores). Each serves its own *slot*: a listening
+  socket bound with SO_REUSEPORT to the pool's address, created here and passed down
+  (`workerd serve --socket-fd`). The slots live as long as the pool (a replacement inherits its
+  predecessor's slot, so connections waiting in its queue are never reset), and a classic BPF
+  program on the group (`Steering`) spreads new connections at random over the slots whose
+  process is ready. (One socket shared by all processes let one process accept most
+  connections: measured, bench section 7.) Each also has a loopback admin socket the
+  supervisor probes every `probe_interval_s`.
 - A process that exits is restarted. One that does not answer its probe within
   `probe_deadline_s` is hung (an endless loop in a plugin: self-hosted workerd does not enforce
   `cpuMs`): a replacement starts, the hung one is killed (SIGTERM, SIGKILL after 1 s), and the
   last plugin dispatch it announced before the hang is quarantined (member.py, `last_flight`).
-- A serving process past `isolate_budget` loaded isolates is recycled: a fresh process starts,
-  and once it answers, the old one gets SIGTERM, which makes workerd close its listening sockets,
-  finish in-flight requests (answering `Connection: close`) and exit.
+- A serving process past `isolate_budget` loaded isolates is recycled: a fresh process starts
+  on the spare slot and new connections are steered to it; once the old slot's accept queue is
+  empty, the old process is told to hold its requests (`Member.drain`) and gets SIGTERM while
+  they are held, so workerd finishes every one with `Connection: close` and exits: no client
+  sees a connection closed under a request it sent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -48,6 +57,7 @@ class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
     probe_deadline_s: float = 2.0
     isolate_budget: int = 2000
     drain_timeout_s: float = 30.0
+    drain_hold_s: float = 0.3
     term_grace_s: float = 1.0
     start_timeout_s: float = 20.0
 
@@ -56,7 +66,7 @@ class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
         """Settings from the environment.
 
         Reads PLUGYARD_GATEWAY_PROCESSES, _LISTEN, _PROBE_INTERVAL_S, _PROBE_DEADLINE_S,
-        _ISOLATE_BUDGET and _DRAIN_TIMEOUT_S (defaults as above).
+        _ISOLATE_BUDGET, _DRAIN_TIMEOUT_S and _DRAIN_HOLD_S (defaults as above).
         """
         env = os.environ if environ is None else environ
         default = cls()
@@ -70,7 +80,72 @@ class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
             probe_deadline_s=float(env.get("PLUGYARD_GATEWAY_PROBE_DEADLINE_S", default.probe_deadline_s)),
             isolate_budget=int(env.get("PLUGYARD_GATEWAY_ISOLATE_BUDGET", default.isolate_budget)),
             drain_timeout_s=float(env.get("PLUGYARD_GATEWAY_DRAIN_TIMEOUT_S", default.drain_timeout_s)),
+            drain_hold_s=float(env.get("PLUGYARD_GATEWAY_DRAIN_HOLD_S", default.drain_hold_s)),
         )
+
+
+# Classic BPF for SO_ATTACH_REUSEPORT_CBPF (linux/filter.h): the program returns the index of the
+# socket in the reuseport group (the order of listen()) that gets a new connection.
+_SO_ATTACH_REUSEPORT_CBPF = 51
+_BPF_LD_W_ABS = 0x20
+_BPF_ALU_MOD_K = 0x94
+_BPF_JEQ_K = 0x15
+_BPF_RET_K = 0x06
+_SKF_AD_RANDOM = -0x1000 + 56
+_TCP_INFO_LEN = 104
+
+
+def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+class Steering:
+    """K+1 listening slots on one address (SO_REUSEPORT) and which of them get new connections.
+
+    The slots are never closed while the pool runs, so their order in the kernel's reuseport
+    group (the order of `listen`) is stable and the BPF program can name them by index. A
+    connection already in a slot's accept queue stays there until a process on that slot accepts
+    it, whatever the program says later.
+    """
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        """Bind and listen `count` sockets on host:port (port 0: a free one, the same for all)."""
+        self.slots: list[socket.socket] = []
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(1024)
+            sock.set_inheritable(True)
+            self.slots.append(sock)
+        self.active: tuple[int, ...] = ()
+
+    def steer(self, active: list[int]) -> None:
+        """New connections go to a random one of the `active` slots (ignored when empty)."""
+        chosen = tuple(sorted(set(active)))
+        if not chosen or chosen == self.active:
+            return
+        program = [_insn(_BPF_LD_W_ABS, 0, 0, _SKF_AD_RANDOM), _insn(_BPF_ALU_MOD_K, 0, 0, len(chosen))]
+        for position, slot in enumerate(chosen[:-1]):
+            program += [_insn(_BPF_JEQ_K, 0, 1, position), _insn(_BPF_RET_K, 0, 0, slot)]
+        program.append(_insn(_BPF_RET_K, 0, 0, chosen[-1]))
+        code = ctypes.create_string_buffer(b"".join(program))
+        fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(code))
+        self.slots[0].setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
+        self.active = chosen
+
+    def queued(self, slot: int) -> int:
+        """Connections waiting in the slot's accept queue (TCP_INFO tcpi_unacked of a listener)."""
+        info = self.slots[slot].getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+        queued: int = struct.unpack_from("8B5I", info)[12]
+        return queued
+
+    def close(self) -> None:
+        """Close every slot."""
+        for sock in self.slots:
+            sock.close()
 
 
 def _free_port() -> int:
@@ -116,7 +191,9 @@ class Supervisor:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._serial = 0
-        self._socket: socket.socket | None = None
+        self._steering: Steering | None = None
+        self._slot_of: dict[str, int] = {}  # serving member name → slot
+        self._spare = settings.processes  # the slot a recycle starts its fresh process on
         self._debug_port = _free_port()
         self.state: Member | None = None
         self.members: list[Member] = []  # serving members, ready or starting
@@ -127,29 +204,37 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        """Base URL of the shared socket."""
-        assert self._socket is not None
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        """Base URL of the pool's address."""
+        assert self._steering is not None
+        host, port = self._steering.slots[0].getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> None:
-        """Bind the socket, start the state process and K serving processes, then watch them.
+        """Bind the slots, start the state process and K serving processes, then watch them.
 
         Raises:
             RuntimeError: a process did not come up.
         """
         host, _, port = self.settings.listen.rpartition(":")
-        self._socket = socket.create_server((host, int(port)), backlog=1024)
-        self._socket.set_inheritable(True)
+        k = self.settings.processes
+        self._steering = Steering(host.strip("[]"), int(port), k + 1)
+        self._steering.steer(list(range(k)))  # before anyone connects: the spare gets nothing
         self.state = self._spawn("state")
-        for _ in range(self.settings.processes):
-            self.members.append(self._spawn("serve"))
+        for slot in range(k):
+            self.members.append(self._spawn("serve", slot))
         for target in (self._monitor, self.reporter.run):
             threading.Thread(target=target, name=target.__name__, daemon=True).start()
         for member in self.members:
             threading.Thread(target=self._probe_loop, args=(member,), daemon=True).start()
 
-    def _spawn(self, role: str) -> Member:
+    def _steer(self) -> None:
+        """Steer new connections to the slots of the ready serving processes."""
+        with self._lock:
+            ready = [self._slot_of[m.name] for m in self.members if m.state == "ready"]
+            if self._steering is not None:
+                self._steering.steer(ready)
+
+    def _spawn(self, role: str, slot: int = 0) -> Member:
         self._serial += 1
         name = f"{role}-{self._serial}"
         env = {**self._env, "PLUGYARD_GATEWAY_ROLE": role}
@@ -162,8 +247,8 @@ class Supervisor:
                 extra_args=("--debug-port", f"127.0.0.1:{self._debug_port}"),
             )  # fmt: skip
         else:
-            assert self._socket is not None
-            fd = self._socket.fileno()
+            assert self._steering is not None
+            fd = self._steering.slots[slot].fileno()
             port = _free_port()
             cfg = config.GatewayConfig(
                 http=config.Listen(fd=fd), admin=config.Listen(address=f"127.0.0.1:{port}")
@@ -175,11 +260,13 @@ class Supervisor:
                 storage_dir=self._workdir / f"{name}-storage", env=env, secret=self.secret,
                 log=self.log_file, pass_fds=(fd,),
             )  # fmt: skip
+        if role == "serve":
+            self._slot_of[name] = slot
         member.start()
         if not member.wait_ready(self.settings.start_timeout_s):
             member.kill()
             raise RuntimeError(f"gateway process {name} did not start (see the gateway log)")
-        self._event("started", member)
+        self._event("started", member, **({"slot": slot} if role == "serve" else {}))
         return member
 
     def _event(self, kind: str, member: Member, **fields: Any) -> None:
@@ -214,6 +301,7 @@ class Supervisor:
             if member in self.members:
                 self.members.remove(member)
             self._hung.append(member)
+        self._steer()  # new connections avoid its slot until the replacement answers
         threading.Thread(target=member.terminate, args=(self.settings.term_grace_s,), daemon=True).start()
         if culprit is not None and (parsed := parse_plugin_id(culprit.plugin_id)) is not None:
             at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -222,18 +310,20 @@ class Supervisor:
                 f"{self.settings.probe_deadline_s:g} s after this version's request was dispatched"
             )
             self.reporter.submit(*parsed, reason=reason)
-        self._add_serving()
+        self._add_serving(self._slot_of[member.name])
 
-    def _add_serving(self) -> Member | None:
+    def _add_serving(self, slot: int) -> Member | None:
+        """Start a serving process on `slot` (it inherits the connections queued there)."""
         if self._stopping.is_set():
             return None
         try:
-            fresh = self._spawn("serve")
+            fresh = self._spawn("serve", slot)
         except RuntimeError as exc:
             log.error("gateway_process_start_failed", error=str(exc))
             return None
         with self._lock:
             self.members.append(fresh)
+        self._steer()
         threading.Thread(target=self._probe_loop, args=(fresh,), daemon=True).start()
         return fresh
 
@@ -243,15 +333,24 @@ class Supervisor:
                 return
             self._recycling = True
         try:
-            # The fresh process answers before the old one stops accepting: no gap.
-            if self._add_serving() is None:
+            # The fresh process answers (on the spare slot) before the old one stops accepting.
+            old_slot, spare = self._slot_of[member.name], self._spare
+            if self._add_serving(spare) is None:
                 return
             with self._lock:
                 if member in self.members:
                     self.members.remove(member)
-            self._event("recycled", member, isolates=member.isolates)
-            member.drain()
-            self._draining.append((member, time.monotonic() + self.settings.drain_timeout_s))
+                self._spare = old_slot
+            self._steer()  # no new connection reaches the old slot from now on
+            assert self._steering is not None
+            deadline = time.monotonic() + self.settings.drain_timeout_s
+            # The old process still accepts what was queued on its slot; then nothing more comes.
+            while self._steering.queued(old_slot) and time.monotonic() < deadline and member.alive():
+                time.sleep(0.02)
+            queued = self._steering.queued(old_slot)
+            held = member.drain(self.settings.drain_hold_s)
+            self._event("recycled", member, isolates=member.isolates, held=held, queued=queued)
+            self._draining.append((member, deadline))
         finally:
             self._recycling = False
 
@@ -271,7 +370,8 @@ class Supervisor:
                     self._event("exited", member, code=member.proc.returncode)
                     with self._lock:
                         self.members.remove(member)
-                    self._add_serving()
+                    self._steer()
+                    self._add_serving(self._slot_of[member.name])
             state = self.state
             if state is not None and state.state == "ready" and not state.alive():
                 self._event("exited", state, code=state.proc.returncode if state.proc else None)
@@ -293,6 +393,7 @@ class Supervisor:
                     "isolates": m.isolates,
                     "rss_bytes": m.rss_bytes(),
                     "in_flight": len(m.flights),
+                    "slot": self._slot_of.get(m.name),
                 }
                 for m in list(self.members)
             ],
@@ -317,6 +418,6 @@ class Supervisor:
             member.state = "exited"
             member.terminate(self.settings.term_grace_s)
             member.close()
-        if self._socket is not None:
-            self._socket.close()
+        if self._steering is not None:
+            self._steering.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
