@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 import httpx
 
@@ -60,6 +61,18 @@ def _pool(stack: Stack, k: int) -> Supervisor:
     return pool
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """utime + stime of the processes so far (Linux /proc/PID/stat), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Section:
     """Interleave wrk over K=1, K=2 and the unpooled gateway, `rounds` times; medians."""
     pools = {1: _pool(stack, 1), 2: _pool(stack, 2)}
@@ -81,14 +94,30 @@ def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Secti
                 if status != 200:
                     raise RuntimeError(f"{url} answered {status}: {body[:200]!r}")
             client.close()
+        # The server side of each target: its workerd processes (a pool's state process too).
+        servers = {
+            name: [p for p in pids if p is not None]
+            for name, pids in zip(
+                targets,
+                (
+                    [single.proc.pid if single.proc else None],
+                    [m.pid for m in [pools[1].state, *pools[1].members] if m is not None],
+                    [m.pid for m in [pools[2].state, *pools[2].members] if m is not None],
+                ),
+                strict=True,
+            )
+        }
+        per_cpu_s: dict[str, list[float]] = {name: [] for name in targets}
         samples: dict[str, list[load.LoadResult]] = {name: [] for name in targets}
         lat: dict[str, list[load.LoadResult]] = {name: [] for name in targets}
         names = list(targets)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                samples[name].append(
-                    load.wrk(targets[name], seconds=seconds, connections=connections, host=HOST)
-                )
+                cpu0, t0 = _cpu_s(servers[name]), time.monotonic()
+                result = load.wrk(targets[name], seconds=seconds, connections=connections, host=HOST)
+                cpu, elapsed = _cpu_s(servers[name]) - cpu0, time.monotonic() - t0
+                samples[name].append(result)
+                per_cpu_s[name].append(result.rps * elapsed / cpu if cpu > 0 else float("nan"))
                 lat[name].append(load.hey(targets[name], seconds=seconds, connections=connections, host=HOST))
     finally:
         for pool in pools.values():
@@ -119,12 +148,25 @@ def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Secti
                 result=f"p50 {ms(p50[name])}, p99 {ms(p99[name])}",
             )
         )
+    eff = {n: load.median(per_cpu_s[n]) for n in targets}
+    section.rows.append(
+        Row(
+            measure="server CPU efficiency (requests per CPU-second of the gateway's workerd processes)",
+            result="; ".join(f"{name.split(' (')[0]} {eff[name] / 1000:.2f}k" for name in targets),
+            floor=f"{eff[k1] / 1000:.2f}k",
+            ratio=ratio(eff[k2], eff[k1]),
+        )
+    )
     cores = os.cpu_count() or 1
     section.notes.append(
         f"{rounds} interleaved round(s) of {seconds:.0f} s per target and tool; medians. {cores} cores, "
         "shared with the load generator (wrk -t1): K=2 competes with wrk for the second core, so the "
         "K=2/K=1 ratio here is a floor of what a box with a core per process plus a separate load "
         "generator gets. The K=1 row's ratio is pooled/unpooled: the cost of the dispatch lines "
-        "(two synchronous stdout writes per request) and the supervisor reading them."
+        "(two synchronous stdout writes per request) and the supervisor reading them. The efficiency "
+        "row divides each wrk run's requests by the utime+stime its workerd processes used meanwhile "
+        "(/proc/PID/stat; a pool's state process included): a K=2/K=1 ratio near 1.0x there means each "
+        "serving process does as much work per CPU-second as K=1's, so the pool scales per core and "
+        "what K=2 misses is the CPU the load generator and the supervisor take on this box."
     )
     return section
