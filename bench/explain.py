@@ -63,10 +63,10 @@ def _queries(ids: dict[str, Any], i: int) -> list[tuple[str, str, str, tuple[Any
     digest = hashlib.sha256(seed.token(i).encode()).digest()
     return [
         (
-            "token + tenant + namespace (every request, one query)",
+            "token + tenant + namespace + plugin (every request, one query)",
             "tenants.repository",
             "_RESOLVE_TOKEN",
-            (digest, seed.slug(i), "prod"),
+            (digest, seed.slug(i), "prod", "a"),
         ),
         ("list tenants (page)", "tenants.repository", "_LIST_TENANTS", (seed.slug(i), 50)),
         ("list namespaces (page)", "namespaces.repository", "_LIST", (t, "", 50)),
