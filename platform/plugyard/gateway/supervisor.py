@@ -121,6 +121,7 @@ class Steering:
             sock.set_inheritable(True)
             self.slots.append(sock)
         self.active: tuple[int, ...] = ()
+        self.unsteered = False  # True where the kernel refused the steering program
 
     def steer(self, active: list[int]) -> None:
         """New connections go to a random one of the `active` slots (ignored when empty)."""
@@ -133,12 +134,25 @@ class Steering:
         program.append(_insn(_BPF_RET_K, 0, 0, chosen[-1]))
         code = ctypes.create_string_buffer(b"".join(program))
         fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(code))
-        self.slots[0].setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
+        try:
+            self.slots[0].setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
+        except OSError as exc:
+            # Not Linux (or a kernel without reuseport BPF): the kernel's own reuseport choice
+            # applies; the pool still serves and recycles, only the spreading is not ours.
+            if not self.unsteered:
+                log.warning("gateway_steering_unavailable", error=str(exc))
+            self.unsteered = True
         self.active = chosen
 
     def queued(self, slot: int) -> int:
-        """Connections waiting in the slot's accept queue (TCP_INFO tcpi_unacked of a listener)."""
-        info = self.slots[slot].getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+        """Connections waiting in the slot's accept queue (TCP_INFO tcpi_unacked of a listener).
+
+        0 where the platform has no Linux TCP_INFO: a recycle then does not wait for the queue.
+        """
+        tcp_info = getattr(socket, "TCP_INFO", None)
+        if tcp_info is None or self.unsteered:
+            return 0
+        info = self.slots[slot].getsockopt(socket.IPPROTO_TCP, tcp_info, _TCP_INFO_LEN)
         queued: int = struct.unpack_from("8B5I", info)[12]
         return queued
 
