@@ -198,3 +198,29 @@ async def test_every_response_carries_a_request_id(client: Client) -> None:
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "abcdef0123456789"
     assert (await client.get("/healthz")).headers["x-request-id"]
+
+
+async def test_token_create_and_revoke_through_the_api_are_audited(
+    client: Client, tenant: dict[str, Any], admin_token: str
+) -> None:
+    slug = tenant["slug"]
+    admin = {"authorization": f"Bearer {admin_token}"}
+    created = await client.post(f"/v1/tenants/{slug}/tokens", json={"name": "ci"}, headers=tenant["headers"])
+    assert created.status_code == 201, created.text
+    token = created.json()
+    revoked = await client.delete(f"/v1/tenants/{slug}/tokens/{token['id']}", headers=admin)
+    assert revoked.status_code == 204, revoked.text
+    log = (await client.get(f"/v1/tenants/{slug}/audit-log?subject=token:ci", headers=admin)).json()
+    entries = {e["action"]: e for e in log}
+    assert set(entries) == {"token.created", "token.revoked"}
+    assert entries["token.created"]["actor"].startswith("token:")  # the tenant token that made it
+    assert entries["token.revoked"]["actor"] == "admin"
+    assert entries["token.revoked"]["details"]["token_id"] == token["id"]
+    assert token["token"] not in str(log)  # the secret never reaches the audit log
+    # Revoking a token that is not this tenant's writes nothing.
+    missing = await client.delete(
+        f"/v1/tenants/{slug}/tokens/00000000-0000-0000-0000-000000000000", headers=admin
+    )
+    assert missing.status_code == 404
+    again = (await client.get(f"/v1/tenants/{slug}/audit-log?subject=token:ci", headers=admin)).json()
+    assert len(again) == 2

@@ -11,7 +11,6 @@ from litestar.params import FromPath
 
 from plugyard.accounts.schemas import ROLES
 from plugyard.accounts.service import AccountService
-from plugyard.audit.service import AuditService
 from plugyard.deps import DbConn
 from plugyard.errors import DomainError
 from plugyard.portal.web import Caller, Owner, PortalConfig, Viewer, redirect, render
@@ -138,27 +137,11 @@ class MemberPages(Controller):
             return await self._tokens(
                 owner, conn, errors={"name": "give the token a name (1-200 characters)"}, status=422
             )
-        async with conn.transaction():
-            created = await TenantService(conn).create_token(owner.tenant, name)
-            await AuditService(conn).record(
-                owner.tenant,
-                actor=owner.actor,
-                action="token.created",
-                subject=f"token:{created.name}",
-                details={"token_id": str(created.id), "prefix": created.prefix},
-            )
+        created = await TenantService(conn).create_token(owner.tenant, name, actor=owner.actor)
         return await self._tokens(owner, conn, created=created, status=201)
 
     @post("/tokens/{token_id:uuid}/revoke")
     async def revoke_token(self, token_id: FromPath[UUID], owner: Owner, conn: DbConn) -> Response[Any]:
         """Revoke a token: it stops working on the next request."""
-        async with conn.transaction():
-            row = await TenantService(conn).revoke_token(owner.tenant, token_id)
-            await AuditService(conn).record(
-                owner.tenant,
-                actor=owner.actor,
-                action="token.revoked",
-                subject=f"token:{row.name}",
-                details={"token_id": str(row.id), "prefix": row.prefix},
-            )
+        await TenantService(conn).revoke_token(owner.tenant, token_id, actor=owner.actor)
         return redirect(f"/t/{owner.tenant.slug}/tokens")

@@ -65,10 +65,11 @@ class TenantController(Controller):
         request: Request[object, object, State],
         data: JSONBody[TokenCreate],
         tenant_row: CurrentTenant,
+        principal: CurrentPrincipal,
         conn: DbConn,
     ) -> TokenCreated:
         """Create a token scoped to this tenant. The token is in this answer and never again."""
-        return await TenantService(conn).create_token(tenant_row, data.name)
+        return await TenantService(conn).create_token(tenant_row, data.name, actor=principal.actor)
 
     @get("/{tenant:str}/tokens", summary="List API tokens")
     async def list_tokens(self, tenant_row: CurrentTenant, conn: DbConn) -> list[Token]:
@@ -87,6 +88,8 @@ class TenantController(Controller):
         ]
 
     @delete("/{tenant:str}/tokens/{token_id:uuid}", summary="Revoke an API token", status_code=204)
-    async def revoke_token(self, token_id: FromPath[UUID], tenant_row: CurrentTenant, conn: DbConn) -> None:
+    async def revoke_token(
+        self, token_id: FromPath[UUID], tenant_row: CurrentTenant, principal: CurrentPrincipal, conn: DbConn
+    ) -> None:
         """Revoke a token; it stops working on the next request."""
-        await TenantService(conn).revoke_token(tenant_row, token_id)
+        await TenantService(conn).revoke_token(tenant_row, token_id, actor=principal.actor)

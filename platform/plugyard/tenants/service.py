@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from plugyard.audit.service import AuditService
 from plugyard.errors import Forbidden, NotFound, Unauthorized
 from plugyard.tenants.repository import TenantRepository
 from plugyard.tenants.schemas import (
@@ -183,10 +184,20 @@ class TenantService:
         _require_admin(principal)
         return await self._repo.page(after=after, limit=limit)
 
-    async def create_token(self, tenant: TenantRow, name: str) -> TokenCreated:
-        """Create a token scoped to one tenant; the secret is returned once."""
+    async def create_token(self, tenant: TenantRow, name: str, *, actor: str) -> TokenCreated:
+        """Create a token scoped to one tenant and audit it; the secret is returned once."""
         token = new_token()
-        row = await self._repo.insert_token(tenant.id, name, token[: len(TOKEN_PREFIX) + 6], digest(token))
+        async with self._conn.transaction():
+            row = await self._repo.insert_token(
+                tenant.id, name, token[: len(TOKEN_PREFIX) + 6], digest(token)
+            )
+            await AuditService(self._conn).record(
+                tenant,
+                actor=actor,
+                action="token.created",
+                subject=f"token:{row.name}",
+                details={"token_id": str(row.id), "prefix": row.prefix},
+            )
         log.info("token_created", tenant=tenant.slug, token_id=str(row.id))
         return TokenCreated(
             id=row.id, name=row.name, prefix=row.prefix, created_at=row.created_at, token=token
@@ -196,15 +207,23 @@ class TenantService:
         """A tenant's tokens (metadata only)."""
         return await self._repo.list_tokens(tenant.id)
 
-    async def revoke_token(self, tenant: TenantRow, token_id: UUID) -> TokenRow:
-        """Revoke a token with immediate effect.
+    async def revoke_token(self, tenant: TenantRow, token_id: UUID, *, actor: str) -> TokenRow:
+        """Revoke a token with immediate effect, and audit it.
 
         Raises:
             NotFound: the token is not this tenant's.
         """
-        row = await self._repo.revoke_token(tenant.id, token_id)
-        if row is None:
-            raise NotFound(f"token {token_id} not found", slug="token-not-found")
+        async with self._conn.transaction():
+            row = await self._repo.revoke_token(tenant.id, token_id)
+            if row is None:
+                raise NotFound(f"token {token_id} not found", slug="token-not-found")
+            await AuditService(self._conn).record(
+                tenant,
+                actor=actor,
+                action="token.revoked",
+                subject=f"token:{row.name}",
+                details={"token_id": str(row.id), "prefix": row.prefix},
+            )
         log.info("token_revoked", tenant=tenant.slug, token_id=str(token_id))
         return row
 
