@@ -43,6 +43,11 @@ from plugyard.settings import Settings
 _DIMENSIONS: tuple[Dimension, ...] = ("namespace", "plugin", "version", "variant")
 
 OptionalName = Annotated[str | None, QueryParameter(min_length=1, max_length=128)]
+RangeStart = Annotated[
+    datetime | None, QueryParameter(name="from", description="range start (default: 1 hour ago)")
+]
+RangeEnd = Annotated[datetime | None, QueryParameter(name="to", description="range end (default: now)")]
+StepParam = Annotated[Step, QueryParameter(description="minute or hour")]
 
 
 class IngestController(Controller):
@@ -82,13 +87,9 @@ class MetricsController(Controller):
         self,
         tenant_row: CurrentTenant,
         conn: DbConn,
-        start: Annotated[
-            datetime | None, QueryParameter(name="from", description="range start (default: 1 hour ago)")
-        ] = None,
-        end: Annotated[
-            datetime | None, QueryParameter(name="to", description="range end (default: now)")
-        ] = None,
-        step: Annotated[Step, QueryParameter(description="minute or hour")] = "minute",
+        start: RangeStart = None,
+        end: RangeEnd = None,
+        step: StepParam = "minute",
         group_by: Annotated[
             str,
             QueryParameter(max_length=64, description="comma list of namespace, plugin, version, variant"),
@@ -101,9 +102,7 @@ class MetricsController(Controller):
         variant: OptionalName = None,
     ) -> MetricsAnswer:
         """Time series and totals per group, with latency p50/p95/p99 from the histograms."""
-        now = datetime.now(UTC)
-        end_at = _aware(end) if end else now
-        start_at = _aware(start) if start else end_at - timedelta(hours=1)
+        start_at, end_at = _range(start, end)
         return await MetricsService(conn).query(
             tenant_row,
             start=start_at,
@@ -118,18 +117,13 @@ class MetricsController(Controller):
         self,
         tenant_row: CurrentTenant,
         conn: DbConn,
-        start: Annotated[
-            datetime | None, QueryParameter(name="from", description="range start (default: 1 hour ago)")
-        ] = None,
-        end: Annotated[
-            datetime | None, QueryParameter(name="to", description="range end (default: now)")
-        ] = None,
-        step: Annotated[Step, QueryParameter(description="minute or hour")] = "minute",
+        start: RangeStart = None,
+        end: RangeEnd = None,
+        step: StepParam = "minute",
         namespace: OptionalName = None,
     ) -> EgressAnswer:
         """Plugins' outbound requests per namespace: allowed and blocked per step, busiest hosts."""
-        end_at = _aware(end) if end else datetime.now(UTC)
-        start_at = _aware(start) if start else end_at - timedelta(hours=1)
+        start_at, end_at = _range(start, end)
         return await EgressService(conn).query(
             tenant_row, start=start_at, end=end_at, step=step, namespace=namespace
         )
@@ -174,6 +168,12 @@ class LogController(Controller):
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The query range: `end` defaults to now, `start` to an hour before `end`."""
+    end_at = _aware(end) if end else datetime.now(UTC)
+    return (_aware(start) if start else end_at - timedelta(hours=1)), end_at
 
 
 async def _gateway_health(secret: str, url: str) -> tuple[str, dict[str, object] | None]:

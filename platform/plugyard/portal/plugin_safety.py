@@ -38,11 +38,7 @@ class PluginSafetyPages(Controller):
         ns = await NamespaceService(conn).get(viewer.tenant, namespace)
         row = await PluginService(conn, publisher).get(viewer.tenant, ns, plugin)
         quarantine = next(
-            (
-                q
-                for q in await open_quarantines(conn, publisher, viewer.tenant, ns, row)
-                if q.version == number
-            ),
+            (q for q in await open_quarantines(conn, publisher, viewer.tenant, row) if q.version == number),
             None,
         )
         if quarantine is None:

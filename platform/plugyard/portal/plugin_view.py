@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Response
 
 from plugyard.deps import LAST, DbConn, Gateways
-from plugyard.namespaces.schemas import NamespaceRow
 from plugyard.namespaces.service import NamespaceService
 from plugyard.plugins.schemas import PluginRow
 from plugyard.plugins.service import PluginService
@@ -19,19 +18,18 @@ from plugyard.vault.service import SecretService
 
 VERSIONS_PAGE = 50
 
-# Open quarantines are rare (a version that hung a gateway process); a tenant with more than
-# this many open at once sees the newest ones here and all of them through the API.
+# Open quarantines of one plugin: a version that hung a gateway process; more at once than this
+# would be shown newest first, and all of them through the API.
 OPEN_QUARANTINES = 200
 
 
 async def open_quarantines(
-    conn: DbConn, publisher: Gateways, tenant: TenantRow, namespace: NamespaceRow, plugin: PluginRow
+    conn: DbConn, publisher: Gateways, tenant: TenantRow, plugin: PluginRow
 ) -> list[Quarantine]:
     """The plugin's versions that are quarantined now, newest first."""
-    found = await QuarantineService(conn, publisher).page(
-        tenant, include_released=False, limit=OPEN_QUARANTINES
+    return await QuarantineService(conn, publisher).page(
+        tenant, include_released=False, limit=OPEN_QUARANTINES, plugin=plugin
     )
-    return [q for q in found if q.namespace == namespace.name and q.plugin == plugin.name]
 
 
 async def render_plugin(
@@ -67,6 +65,6 @@ async def render_plugin(
         uploaded=uploaded or [],
         flash=flash,
         vars_text="\n".join(f"{k}={v}" for k, v in sorted(row.vars.items())),
-        quarantines=await open_quarantines(conn, publisher, me.tenant, ns, row),
+        quarantines=await open_quarantines(conn, publisher, me.tenant, row),
         secrets=await SecretService(conn, publisher).list(me.tenant, ns, row),
     )

@@ -35,7 +35,7 @@ FROM quarantines q
 JOIN namespaces n ON n.id = q.namespace_id
 JOIN plugins p ON p.id = q.plugin_id
 JOIN plugin_versions v ON v.id = q.version_id
-WHERE q.tenant_id = $1 AND ($2 OR q.released_at IS NULL)
+WHERE q.tenant_id = $1 AND ($2 OR q.released_at IS NULL) AND ($4::uuid IS NULL OR q.plugin_id = $4)
 ORDER BY q.created_at DESC
 LIMIT $3
 """
@@ -78,9 +78,11 @@ class QuarantineRepository:
             out.setdefault(row["plugin"], {})[row["hash"]] = row["reason"]
         return out
 
-    async def page(self, tenant_id: UUID, *, include_released: bool, limit: int) -> list[dict[str, Any]]:
+    async def page(
+        self, tenant_id: UUID, *, include_released: bool, limit: int, plugin_id: UUID | None = None
+    ) -> list[dict[str, Any]]:
         """A tenant's quarantines, newest first."""
-        return [dict(r) for r in await self._conn.fetch(_LIST, tenant_id, include_released, limit)]
+        return [dict(r) for r in await self._conn.fetch(_LIST, tenant_id, include_released, limit, plugin_id)]
 
     async def release(self, tenant_id: UUID, plugin_id: UUID, number: int, actor: str) -> bool:
         """Close the open quarantine of a version; False when there is none."""

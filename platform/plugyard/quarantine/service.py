@@ -11,6 +11,7 @@ from plugyard.errors import NotFound
 from plugyard.namespaces.repository import NamespaceRepository
 from plugyard.namespaces.schemas import NamespaceRow
 from plugyard.plugins.repository import PluginRepository
+from plugyard.plugins.schemas import PluginRow
 from plugyard.quarantine.repository import QuarantineRepository
 from plugyard.quarantine.schemas import PluginStatus, Quarantine, QuarantineReport, ReportResult
 from plugyard.tenants.repository import TenantRepository
@@ -57,9 +58,16 @@ class QuarantineService:
         pushed = await deployments.push(deployment)
         return ReportResult(status="recorded", revision=pushed.revision)
 
-    async def page(self, tenant: TenantRow, *, include_released: bool, limit: int) -> list[Quarantine]:
-        """The tenant's quarantines, newest first (open ones only unless asked)."""
-        rows = await self._repo.page(tenant.id, include_released=include_released, limit=limit)
+    async def page(
+        self, tenant: TenantRow, *, include_released: bool, limit: int, plugin: PluginRow | None = None
+    ) -> list[Quarantine]:
+        """The tenant's quarantines (of one plugin if given), newest first (open ones only unless asked)."""
+        rows = await self._repo.page(
+            tenant.id,
+            include_released=include_released,
+            limit=limit,
+            plugin_id=None if plugin is None else plugin.id,
+        )
         return [
             msgspec.convert(
                 {**row, "status": "released" if row["released_at"] else "quarantined"}, Quarantine
