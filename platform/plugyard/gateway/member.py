@@ -105,7 +105,6 @@ class Member:
         self._pass_fds = pass_fds
         self.proc: subprocess.Popen[bytes] | None = None
         self._client = httpx.Client(timeout=2.0)
-        self.read_pause_s = READ_PAUSE_S
 
     @property
     def pid(self) -> int | None:
@@ -138,8 +137,10 @@ class Member:
         assert self.proc is not None
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        with contextlib.suppress(OSError):  # capped by /proc/sys/fs/pipe-max-size; 64 KiB suffices
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+        if set_pipe_size is not None:
+            with contextlib.suppress(OSError):  # capped by /proc/sys/fs/pipe-max-size; 64 KiB suffices
+                fcntl.fcntl(fd, set_pipe_size, PIPE_BYTES)
         partial = b""
         while chunk := os.read(fd, PIPE_BYTES):
             data = partial + chunk
@@ -150,7 +151,7 @@ class Member:
             if lines.count(b"\n") != (b"\n" + lines).count(b"\nplugyard:"):
                 lines = self._log_other_lines(lines)
             self._keep(lines)
-            time.sleep(self.read_pause_s)
+            time.sleep(READ_PAUSE_S)
 
     def _log_other_lines(self, lines: bytes) -> bytes:
         """Write the lines that are not dispatch lines to the log; return the dispatch lines."""
