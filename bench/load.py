@@ -15,10 +15,12 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import msgspec
 
 TOOLS = ("wrk", "hey")
+PIPELINE_SCRIPT = Path(__file__).with_name("wrk_pipeline.lua")
 
 
 class LoadResult(msgspec.Struct, kw_only=True):
@@ -54,12 +56,18 @@ def tool_versions() -> str:
     return ", ".join(out)
 
 
-def wrk(url: str, *, seconds: float, connections: int, host: str | None = None) -> LoadResult:
-    """Throughput with wrk (1 thread)."""
+def wrk(
+    url: str, *, seconds: float, connections: int, host: str | None = None, pipeline: int | None = None
+) -> LoadResult:
+    """Throughput with wrk (1 thread); `pipeline`: requests each connection sends per round trip."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
     if host:
         cmd += ["-H", f"Host: {host}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    args = [url]
+    if pipeline:
+        cmd += ["-s", str(PIPELINE_SCRIPT)]
+        args += ["--", str(pipeline)]
+    out = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=seconds + 30).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

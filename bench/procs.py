@@ -98,9 +98,11 @@ class Workerd:
 class PythonServer:
     """A Python module run as a server subprocess (`plugyard serve`, the Litestar floor)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: IO[bytes], health: str) -> None:
-        """Describe the process; `start` launches it."""
-        self.port = free_port()
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: IO[bytes], health: str, *, port: int | None = None
+    ) -> None:
+        """Describe the process (on `port`, else a free one); `start` launches it."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
         self.env = {**env, "PLUGYARD_PORT": str(self.port), "BENCH_PORT": str(self.port)}

@@ -12,6 +12,7 @@ import httpx
 
 from bench.procs import Database, PythonServer, Workerd, free_port, server_url
 from plugyard.gateway.process import GatewayProcess
+from plugyard.metrics.schemas import INGEST_PATH
 
 
 class Stack:
@@ -25,6 +26,9 @@ class Stack:
         self._stops: list[Any] = []
         self._logs: list[IO[bytes]] = []
         self._cache: dict[str, Any] = {}
+        # Chosen up front: the gateway needs the control plane's ingest URL and the control
+        # plane the gateway's URL, whichever starts first.
+        self.control_plane_port = free_port()
 
     def log(self, name: str) -> IO[bytes]:
         """An open log file under the work dir."""
@@ -50,12 +54,20 @@ class Stack:
         result: Database = self._once("db", make)
         return result
 
-    def gateway(self, name: str = "gateway") -> GatewayProcess:
-        """A real gateway workerd (the generated config, plugyard/gateway/config.py) with its own storage."""
+    def gateway(self, name: str = "gateway", *, metrics: bool = True) -> GatewayProcess:
+        """A real gateway workerd (the generated config, plugyard/gateway/config.py) with its own storage.
+
+        With `metrics` (as deployed) it sends metrics and plugin logs to the run's control plane:
+        every plugin isolate gets the tail entrypoint and every request is counted.
+        """
 
         def make() -> GatewayProcess:
             proc = GatewayProcess(
-                port=free_port(), storage_dir=self.workdir / name, secret=self.secret, log=self.log(name)
+                port=free_port(),
+                storage_dir=self.workdir / name,
+                secret=self.secret,
+                log=self.log(name),
+                ingest_url=f"http://127.0.0.1:{self.control_plane_port}{INGEST_PATH}" if metrics else None,
             )
             proc.start()
             self._stops.append(proc.stop)
@@ -93,7 +105,9 @@ class Stack:
 
         def make() -> PythonServer:
             args = ["-m", "plugyard", "serve", "--no-migrate"]
-            server = PythonServer(args, self._env(), self.log("control-plane"), "/healthz").start()
+            server = PythonServer(
+                args, self._env(), self.log("control-plane"), "/healthz", port=self.control_plane_port
+            ).start()
             self._stops.append(server.stop)
             return server
 
