@@ -48,6 +48,7 @@ from plugyard.metrics.api import (
 )
 from plugyard.middleware import request_logging
 from plugyard.namespaces.api import NamespaceController
+from plugyard.openapi import StrictStructSchemaPlugin
 from plugyard.plugins.api import PluginController
 from plugyard.plugins.bundle_api import BundleController
 from plugyard.portal.router import portal_router, static_router
@@ -170,7 +171,7 @@ def create_app(settings: Settings, *, pool: db.Pool | None = None) -> Litestar:
             "template_catalog": catalog_dependency(load_catalog()),
         },
         lifespan=[lifespan, metrics_lifespan(settings), experiments_lifespan(settings)],
-        plugins=[problems.plugin()],
+        plugins=[problems.plugin(), StrictStructSchemaPlugin()],
         exception_handlers=problems.handlers(),
         middleware=[
             DefineMiddleware(request_logging),

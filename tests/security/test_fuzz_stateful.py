@@ -262,34 +262,40 @@ def add_links(raw: dict[str, Any]) -> int:
     return len(LINKS)
 
 
-def close_request_bodies(raw: dict[str, Any]) -> int:
-    """Mark the objects of request bodies `additionalProperties: false`; returns how many.
+def unclosed_request_bodies(raw: dict[str, Any]) -> list[str]:
+    """Object schemas reachable from request bodies that do not say `additionalProperties: false`.
 
-    The API's input Structs forbid unknown fields (docs/api.md), but Litestar's document leaves
-    that out, so generated "valid" bodies would mostly carry unknown keys and stop at a 422.
+    The API's input Structs forbid unknown fields (docs/api.md) and the served document says so
+    (plugyard/openapi.py): otherwise generated "valid" bodies would mostly carry unknown keys and
+    stop at a 422.
     """
     components = raw["components"]["schemas"]
     seen: set[str] = set()
+    unclosed: list[str] = []
 
-    def close(node: Any) -> None:
+    def visit(node: Any, where: str) -> None:
         if isinstance(node, list):
             for item in node:
-                close(item)
+                visit(item, where)
         elif isinstance(node, dict):
             ref = node.get("$ref", "")
             if ref.startswith("#/components/schemas/") and (name := ref.rsplit("/", 1)[1]) not in seen:
                 seen.add(name)
-                close(components[name])
-            if node.get("type") == "object" and "properties" in node:
-                node.setdefault("additionalProperties", False)
+                visit(components[name], name)
+            if (
+                node.get("type") == "object"
+                and "properties" in node
+                and node.get("additionalProperties") is not False
+            ):
+                unclosed.append(where)
             for value in node.values():
-                close(value)
+                visit(value, where)
 
-    for item in raw["paths"].values():
-        for operation in item.values():
+    for path, item in raw["paths"].items():
+        for method, operation in item.items():
             if isinstance(operation, dict) and "requestBody" in operation:
-                close(operation["requestBody"])
-    return len(seen)
+                visit(operation["requestBody"], f"{method.upper()} {path}")
+    return unclosed
 
 
 @pytest.fixture
@@ -306,7 +312,7 @@ def test_fuzz_linked_operations(fuzz_plane: ControlPlane, admin_token: str, uniq
         tenant = _resources(http, admin_token, unique, prefix="fs")
         raw = http.get("/schema/openapi.json").raise_for_status().json()
     links = add_links(raw)
-    close_request_bodies(raw)
+    assert unclosed_request_bodies(raw) == []
     schema = schemathesis.openapi.from_dict(raw)
     # Valid data, so that chains go deep (the stateless fuzzer sends the negative data).
     schema.config.generation.update(modes=[GenerationMode.POSITIVE], allow_extra_parameters=False)
