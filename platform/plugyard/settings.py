@@ -40,6 +40,13 @@ class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Batch ids are kept this long; a batch sealed longer ago is refused (409 batch-expired).
     batch_retention_s: int = 7 * 86400
     log_lines_per_plugin: int = 200
+    # The ingest appends; compaction folds the appended rows in (docs/metrics.md, "Storage"):
+    # after appends, at most every compact_min_interval_s, and every compact_interval_s anyway.
+    compact_interval_s: float = 1.0
+    compact_min_interval_s: float = 0.1
+    # Back-pressure: past this many rows (deltas + log entries) appended by a process and not
+    # yet compacted, its ingest compacts before appending more.
+    max_pending_rows: int = 100_000
     # The rollup/prune task; tests that want full control turn it off.
     rollup: bool = True
 

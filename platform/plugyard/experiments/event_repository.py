@@ -12,6 +12,8 @@ from uuid import UUID
 
 import asyncpg
 
+from plugyard.metrics.delta_repository import PENDING_TRAFFIC
+
 _CLAIM = "INSERT INTO experiment_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING batch_id"
 _TENANTS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
 _ADD_VISITORS = """
@@ -34,7 +36,8 @@ _CONVERSIONS = """
 SELECT variant, event, count FROM experiment_conversions
 WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND experiment = $4 AND phase = $5
 """
-# Request counters per variant since the phase started (minute rows, plus hour rows once rolled up).
+# Request counters per variant since the phase started (minute rows, plus hour rows once rolled up,
+# plus deltas not compacted yet).
 _TRAFFIC = """
 SELECT variant, requests, s5xx, latency FROM metrics_minutes
 WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND variant = ANY($4::text[])
@@ -43,7 +46,9 @@ UNION ALL
 SELECT variant, requests, s5xx, latency FROM metrics_hours
 WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND variant = ANY($4::text[])
   AND hour > date_trunc('hour', $5::timestamptz)
+UNION ALL
 """
+_TRAFFIC += PENDING_TRAFFIC  # minute deltas not compacted yet (metrics/delta_repository.py)
 
 
 class EventRepository:

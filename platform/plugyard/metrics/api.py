@@ -20,6 +20,7 @@ from plugyard import signing
 from plugyard.deps import CurrentNamespace, CurrentTenant, DbConn, Gateways
 from plugyard.errors import InvalidInput
 from plugyard.metrics import exposition
+from plugyard.metrics.compaction import Compactor
 from plugyard.metrics.egress_service import EgressService
 from plugyard.metrics.rollup import rollup_loop
 from plugyard.metrics.schemas import (
@@ -157,13 +158,15 @@ class LogController(Controller):
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
         conn: DbConn,
+        request: Request[object, object, State],
         after: Annotated[
             int | None, QueryParameter(ge=0, description="only entries with a larger id")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many")] = 100,
     ) -> list[LogEntry]:
         """Oldest first: the latest `limit` entries, or those after the `after` id (to follow)."""
-        return await MetricsService(conn).logs(tenant_row, namespace_row, plugin, after=after, limit=limit)
+        service = MetricsService(conn, request.app.state.settings.metrics)
+        return await service.logs(tenant_row, namespace_row, plugin, after=after, limit=limit)
 
 
 def _aware(value: datetime) -> datetime:
@@ -249,16 +252,16 @@ def metrics_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncCo
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.ingest_queue = IngestQueue(settings.metrics)
-        task = (
-            asyncio.create_task(rollup_loop(app.state.pool, settings.metrics))
-            if settings.metrics.rollup
-            else None
-        )
+        compactor = Compactor(settings.metrics)
+        app.state.compactor = compactor
+        app.state.ingest_queue = IngestQueue(settings.metrics, compactor=compactor)
+        tasks = [asyncio.create_task(compactor.run(app.state.pool))]
+        if settings.metrics.rollup:
+            tasks.append(asyncio.create_task(rollup_loop(app.state.pool, settings.metrics)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

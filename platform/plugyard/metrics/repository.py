@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from plugyard.metrics.delta_repository import PENDING_MINUTES
 from plugyard.metrics.schemas import N_BUCKETS, GatewayRow, LogEntry, MetricRow, UsageDay
 
 _KEY = "namespace, plugin, version, variant"
@@ -17,7 +18,6 @@ _SUMS = (
     "outcome_exceeded_memory, outcome_canceled, outcome_other"
 )
 _SUM_NAMES = tuple(_SUMS.split(", "))
-STAGE_COLUMNS = ("tenant_id", *_KEY.split(", "), "minute", *_SUM_NAMES, "latency")
 _ADD = ", ".join(f"{c} = m.{c} + excluded.{c}" for c in _SUM_NAMES)
 # Element by element, spelled out: an `unnest ... WITH ORDINALITY` subquery per row cost about a
 # third of the upsert (docs/benchmarks.md, "Profiling notes: ingest").
@@ -27,39 +27,16 @@ _ADD_LATENCY = (
     + "]"
 )
 
-_CLAIM_BATCH = """
+_CLAIM_BATCHES = """
 INSERT INTO metrics_batches
     (batch_id, gateway, sealed_at, rows, logs, requests, dropped_requests, dropped_logs, dropped_batches,
      dropped_egress)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::int[], $6::bigint[],
+                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
 ON CONFLICT (batch_id) DO NOTHING
 RETURNING batch_id
 """
 _TENANT_IDS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
-# The latency histogram is staged as its text form (`{1,2,...}`, see `latency_text`): asyncpg's
-# binary array encoder checks every element against collections.abc, which made the COPY of a
-# batch cost more than the rest of its Python work (docs/benchmarks.md, "Profiling notes").
-_STAGE = f"""
-CREATE TEMP TABLE metrics_stage ON COMMIT DROP AS
-SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency::text AS latency FROM metrics_minutes WITH NO DATA
-"""
-_UPSERT_MINUTES = f"""
-INSERT INTO metrics_minutes AS m (tenant_id, {_KEY}, minute, {_SUMS}, latency)
-SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency::bigint[] FROM metrics_stage
-ORDER BY tenant_id, minute, {_KEY}
-ON CONFLICT (tenant_id, minute, {_KEY}) DO UPDATE SET {_ADD}, {_ADD_LATENCY}
-"""
-_UPSERT_USAGE = """
-INSERT INTO usage_days AS u (tenant_id, day, requests, errors)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[], $4::bigint[])
-ON CONFLICT (tenant_id, day)
-DO UPDATE SET requests = u.requests + excluded.requests, errors = u.errors + excluded.errors
-"""
-_INSERT_USAGE_VERSIONS = """
-INSERT INTO usage_day_versions (tenant_id, day, namespace, plugin, version)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::text[])
-ON CONFLICT DO NOTHING
-"""
 LOG_COLUMNS = ("tenant_id", "namespace", "plugin", "version", "at", "kind", "level", "message", "stack")
 # Keeps the newest $4 entries of each plugin touched by a batch: one cutoff id per plugin (an
 # index scan from the newest entry), then an index range delete below it. MATERIALIZED: inlined,
@@ -82,30 +59,61 @@ _FILTER = (
     "tenant_id = $1 AND ($4::text IS NULL OR namespace = $4) AND ($5::text IS NULL OR plugin = $5) "
     "AND ($6::text IS NULL OR version LIKE $6 || '%') AND ($7::text IS NULL OR variant = $7)"
 )
-_MINUTES = (
-    f"SELECT {_KEY}, minute AS t, {_SUMS}, latency FROM metrics_minutes "
-    f"WHERE {_FILTER} AND minute >= $2 AND minute < $3"
-)
+# Compacted minute rows plus the deltas not compacted yet (delta_repository.py): a key may
+# come twice, the service sums rows per group and step.
+_MINUTES = f"""
+SELECT {_KEY}, minute AS t, {_SUMS}, latency FROM metrics_minutes
+WHERE {_FILTER} AND minute >= $2 AND minute < $3
+UNION ALL
+SELECT {_KEY}, minute AS t, {_SUMS}, latency FROM ({PENDING_MINUTES}) p
+"""
 _HOURS = f"""
 SELECT {_KEY}, hour AS t, {_SUMS}, latency FROM metrics_hours
 WHERE {_FILTER} AND hour >= $2 AND hour < $3
 UNION ALL
 SELECT {_KEY}, date_trunc('hour', minute, 'UTC') AS t, {_SUMS}, latency FROM metrics_minutes
 WHERE {_FILTER} AND minute >= $2 AND minute < $3
+UNION ALL
+SELECT {_KEY}, date_trunc('hour', minute, 'UTC') AS t, {_SUMS}, latency FROM ({PENDING_MINUTES}) p
 """
+# Compacted usage plus the deltas not compacted yet, summed per day the same way the
+# compaction will (a day with only zero-request rows counts, as it does once compacted).
 _USAGE = """
-SELECT d.day, d.requests, d.errors,
-       (SELECT count(*) FROM usage_day_versions v WHERE v.tenant_id = d.tenant_id AND v.day = d.day)
-       AS versions
-FROM usage_days d WHERE d.tenant_id = $1 AND d.day >= $2 AND d.day <= $3 ORDER BY d.day
+WITH pending AS (
+  SELECT (minute AT TIME ZONE 'UTC')::date AS day, requests, s5xx, namespace, plugin, version
+  FROM metrics_deltas
+  WHERE tenant_id = $1 AND minute >= ($2::date)::timestamp AT TIME ZONE 'UTC'
+    AND minute < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'
+), days AS (
+  SELECT day, requests, errors FROM usage_days WHERE tenant_id = $1 AND day >= $2 AND day <= $3
+  UNION ALL
+  SELECT day, requests, s5xx FROM pending
+), versions AS (
+  SELECT day, namespace, plugin, version FROM usage_day_versions
+  WHERE tenant_id = $1 AND day >= $2 AND day <= $3
+  UNION
+  SELECT day, namespace, plugin, version FROM pending WHERE requests > 0
+)
+SELECT d.day, sum(d.requests)::bigint AS requests, sum(d.errors)::bigint AS errors,
+       (SELECT count(*) FROM versions v WHERE v.day = d.day) AS versions
+FROM days d GROUP BY d.day ORDER BY d.day
 """
 _PLUGIN_EXISTS = "SELECT 1 FROM plugins WHERE tenant_id = $1 AND namespace_id = $2 AND name = $3"
 _LOG_SELECT = "SELECT id, at, version, kind, level, message, stack FROM plugin_logs "
+# The compaction trims each plugin to its newest $6 entries after the fact, so a read keeps to
+# them itself: above the id of the ($6+1)th newest (no cutoff while the plugin holds fewer).
+_LOG_CUTOFF = """
+coalesce((SELECT x.id FROM plugin_logs x WHERE x.tenant_id = $1 AND x.namespace = $2 AND x.plugin = $3
+          ORDER BY x.id DESC OFFSET $6 LIMIT 1), 0)
+"""
 _LOGS_AFTER = (
-    _LOG_SELECT + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND id > $4 ORDER BY id LIMIT $5"
+    _LOG_SELECT + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND id > $4 "
+    f"AND id > {_LOG_CUTOFF} ORDER BY id LIMIT $5"
 )
 _LOGS_LATEST = (
-    _LOG_SELECT + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 ORDER BY id DESC LIMIT $4"
+    _LOG_SELECT
+    + "WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 "
+    + "ORDER BY id DESC LIMIT least($4::bigint, $5::bigint)"
 )
 
 _LATENCY_SUM = """
@@ -147,11 +155,6 @@ _OPEN_PUSHES = (
 )
 
 
-def latency_text(counts: Sequence[int]) -> str:
-    """A latency histogram in PostgreSQL's array text form, as `stage_minutes` takes it."""
-    return "{" + ",".join(map(str, counts)) + "}"
-
-
 class MetricsRepository:
     """Metrics rows, usage and logs."""
 
@@ -159,49 +162,20 @@ class MetricsRepository:
         """Bind the repository to one connection."""
         self._conn = conn
 
-    async def claim_batch(self, batch_id: UUID, gateway: str, sealed_at: datetime, **counts: int) -> bool:
-        """Record a batch id; False when it is already held (a replay)."""
-        claimed = await self._conn.fetchval(
-            _CLAIM_BATCH,
-            batch_id,
-            gateway,
-            sealed_at,
-            counts["rows"],
-            counts["logs"],
-            counts["requests"],
-            counts["dropped_requests"],
-            counts["dropped_logs"],
-            counts["dropped_batches"],
-            counts["dropped_egress"],
-        )
-        return claimed is not None
+    async def claim_batches(self, batches: Sequence[tuple[Any, ...]]) -> set[UUID]:
+        """Record batch ids (distinct; `_CLAIM_BATCHES` column order); returns those not held yet."""
+        if not batches:
+            return set()
+        columns = [list(c) for c in zip(*batches, strict=True)]
+        return {r["batch_id"] for r in await self._conn.fetch(_CLAIM_BATCHES, *columns)}
 
     async def tenant_ids(self, slugs: Sequence[str]) -> dict[str, UUID]:
         """Tenant ids by slug (unknown slugs are absent)."""
         return {row["slug"]: row["id"] for row in await self._conn.fetch(_TENANT_IDS, list(slugs))}
 
-    async def stage_minutes(self, records: Sequence[tuple[Any, ...]]) -> None:
-        """COPY rows (`STAGE_COLUMNS` order, latency as `latency_text`) into the transaction's stage."""
-        await self._conn.execute(_STAGE)
-        await self._conn.copy_records_to_table("metrics_stage", records=records, columns=STAGE_COLUMNS)
-
-    async def apply_minutes(self) -> None:
-        """Add the staged rows to the minute rows (insert or sum)."""
-        await self._conn.execute(_UPSERT_MINUTES)
-
     async def lock(self, key: int) -> None:
         """Wait for a transaction-scoped advisory lock."""
         await self._conn.execute(_LOCK, key)
-
-    async def add_usage(self, days: Sequence[tuple[UUID, date, int, int]]) -> None:
-        """Add requests/errors per tenant-day."""
-        if days:
-            await self._conn.execute(_UPSERT_USAGE, *map(list, zip(*days, strict=True)))
-
-    async def add_usage_versions(self, versions: Sequence[tuple[UUID, date, str, str, str]]) -> None:
-        """Record the distinct versions seen per tenant-day (sorted; existing ones are kept)."""
-        if versions:
-            await self._conn.execute(_INSERT_USAGE_VERSIONS, *map(list, zip(*versions, strict=True)))
 
     async def copy_logs(self, records: Sequence[tuple[Any, ...]]) -> None:
         """COPY log entries (in `LOG_COLUMNS` order)."""
@@ -227,14 +201,17 @@ class MetricsRepository:
         return await self._conn.fetchval(_PLUGIN_EXISTS, tenant_id, namespace_id, plugin) is not None
 
     async def logs(
-        self, tenant_id: UUID, namespace: str, plugin: str, *, after: int | None, limit: int
+        self, tenant_id: UUID, namespace: str, plugin: str, *, after: int | None, limit: int, keep: int
     ) -> list[LogEntry]:
-        """Entries after an id (oldest first), or the latest `limit` (returned oldest first)."""
+        """Entries after an id (oldest first), or the latest `limit` (returned oldest first).
+
+        Only the newest `keep` entries of the plugin count, trimmed yet or not.
+        """
         if after is None:
-            rows = await self._conn.fetch(_LOGS_LATEST, tenant_id, namespace, plugin, limit)
+            rows = await self._conn.fetch(_LOGS_LATEST, tenant_id, namespace, plugin, limit, keep)
             rows = list(reversed(rows))
         else:
-            rows = await self._conn.fetch(_LOGS_AFTER, tenant_id, namespace, plugin, after, limit)
+            rows = await self._conn.fetch(_LOGS_AFTER, tenant_id, namespace, plugin, after, limit, keep)
         return [LogEntry(**r) for r in rows]
 
     async def try_lock(self, key: int) -> bool:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from plugyard.metrics.compaction import COMPACT_LOCK_KEY
+from plugyard.metrics.delta_repository import DeltaRepository
 from plugyard.metrics.egress_repository import EgressRepository
 from plugyard.metrics.repository import MetricsRepository
 from plugyard.metrics.service import floor_time
@@ -32,6 +34,11 @@ async def rollup_and_prune(conn: asyncpg.Connection, settings: MetricsSettings) 
     async with conn.transaction():
         if not await repo.try_lock(ROLLUP_LOCK_KEY):
             return None
+        # Deltas not compacted yet are folded in first, and no compaction pass runs meanwhile
+        # (its upserts and this move would touch the same minute rows).
+        deltas = DeltaRepository(conn)
+        await deltas.lock(COMPACT_LOCK_KEY)
+        await deltas.compact()
         # Whole hours only, so an hour is never split between the two tables for long.
         before = floor_time(now - timedelta(seconds=settings.minute_retention_s), _HOUR)
         written = await repo.rollup(before)

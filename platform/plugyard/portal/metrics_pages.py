@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from plugyard.deps import DbConn, Gateways
@@ -82,12 +83,13 @@ class MetricsPages(Controller):
         plugin: FromPath[str],
         viewer: Viewer,
         conn: DbConn,
+        request: Request[object, object, State],
         after: Annotated[int, QueryParameter(ge=0)] = 0,
         fragment: Annotated[bool, QueryParameter()] = False,
     ) -> Response[str]:
         """The latest log lines and exceptions; `?after=ID` gives only newer ones (the live tail)."""
         ns = await NamespaceService(conn).get(viewer.tenant, namespace)
-        entries = await MetricsService(conn).logs(
+        entries = await MetricsService(conn, request.app.state.settings.metrics).logs(
             viewer.tenant, ns, plugin, after=after or None, limit=LOG_LINES
         )
         entries = sorted(entries, key=lambda e: e.id)

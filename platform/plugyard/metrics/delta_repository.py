@@ -1,0 +1,148 @@
+"""SQL of the append-only ingest: minute deltas appended per batch, folded in by compaction.
+
+The ingest COPYs a batch's aggregate rows into `metrics_deltas` (no key, no index) in the
+batch's transaction; `compact` later moves every delta present into `metrics_minutes`,
+`usage_days` and `usage_day_versions` in one statement (migrations/0011_metrics_deltas.sql,
+docs/metrics.md "Storage"). Reads add the not-yet-compacted deltas to the compacted rows
+(`PENDING_MINUTES`, used by repository.py and the experiments' traffic read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from plugyard.metrics.schemas import N_BUCKETS
+
+_KEY = "namespace, plugin, version, variant"
+_SUM_NAMES = (
+    "requests",
+    "s2xx",
+    "s3xx",
+    "s4xx",
+    "s5xx",
+    "failures",
+    "outcome_ok",
+    "outcome_exception",
+    "outcome_exceeded_cpu",
+    "outcome_exceeded_memory",
+    "outcome_canceled",
+    "outcome_other",
+)
+_SUMS = ", ".join(_SUM_NAMES)
+_LATENCY_NAMES = tuple(f"latency_{i}" for i in range(1, N_BUCKETS + 1))
+DELTA_COLUMNS = ("tenant_id", *_KEY.split(", "), "minute", *_SUM_NAMES, *_LATENCY_NAMES)
+_SUMMED = ", ".join(f"sum({c})::bigint AS {c}" for c in _SUM_NAMES)
+_LATENCY_SUMMED = "ARRAY[" + ", ".join(f"sum({c})::bigint" for c in _LATENCY_NAMES) + "] AS latency"
+
+# The deltas of one tenant in [$2, $3) with the query filters ($4-$7) of repository.py, summed
+# per key and minute: what a read adds to the compacted minute rows.
+PENDING_MINUTES = f"""
+SELECT {_KEY}, minute, {_SUMMED}, {_LATENCY_SUMMED} FROM metrics_deltas
+WHERE tenant_id = $1 AND ($4::text IS NULL OR namespace = $4) AND ($5::text IS NULL OR plugin = $5)
+  AND ($6::text IS NULL OR version LIKE $6 || '%') AND ($7::text IS NULL OR variant = $7)
+  AND minute >= $2 AND minute < $3
+GROUP BY {_KEY}, minute
+"""  # noqa: S608 (column names from constants; values are $n parameters)
+# The same for the experiments' traffic read: one plugin's variants since a minute.
+PENDING_TRAFFIC = f"""
+SELECT variant, sum(requests)::bigint AS requests, sum(s5xx)::bigint AS s5xx, {_LATENCY_SUMMED}
+FROM metrics_deltas
+WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 AND variant = ANY($4::text[])
+  AND minute >= date_trunc('minute', $5::timestamptz)
+GROUP BY variant
+"""  # noqa: S608 (column names from constants; values are $n parameters)
+
+_ADD = ", ".join(f"{c} = m.{c} + excluded.{c}" for c in _SUM_NAMES)
+_ADD_LATENCY = (
+    "latency = ARRAY["
+    + ", ".join(f"m.latency[{i}] + excluded.latency[{i}]" for i in range(1, N_BUCKETS + 1))
+    + "]"
+)
+# Everything appended so far, at once: the deltas are deleted and their sums added to the
+# minute rows (one upsert per key however many batches touched it), to the usage per
+# tenant-day and to the versions seen per day, in one statement (one snapshot: a delta
+# committed meanwhile stays for the next pass). Deltas of tenants deleted since are dropped.
+_COMPACT = f"""
+WITH moved AS (
+  DELETE FROM metrics_deltas RETURNING *
+), sums AS (
+  SELECT tenant_id, {_KEY}, minute, {_SUMMED}, {_LATENCY_SUMMED}
+  FROM moved d WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id)
+  GROUP BY tenant_id, {_KEY}, minute
+), minutes AS (
+  INSERT INTO metrics_minutes AS m (tenant_id, {_KEY}, minute, {_SUMS}, latency)
+  SELECT tenant_id, {_KEY}, minute, {_SUMS}, latency FROM sums
+  ORDER BY tenant_id, minute, {_KEY}
+  ON CONFLICT (tenant_id, minute, {_KEY}) DO UPDATE SET {_ADD}, {_ADD_LATENCY}
+), days AS (
+  INSERT INTO usage_days AS u (tenant_id, day, requests, errors)
+  SELECT tenant_id, (minute AT TIME ZONE 'UTC')::date, sum(requests)::bigint, sum(s5xx)::bigint
+  FROM sums GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (tenant_id, day)
+  DO UPDATE SET requests = u.requests + excluded.requests, errors = u.errors + excluded.errors
+), versions AS (
+  INSERT INTO usage_day_versions (tenant_id, day, namespace, plugin, version)
+  SELECT DISTINCT tenant_id, (minute AT TIME ZONE 'UTC')::date, namespace, plugin, version
+  FROM sums WHERE requests > 0 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM moved
+"""  # noqa: S608 (column names from constants; values are $n parameters)
+# The pass holds up to `max_pending_rows` deltas in memory (CTE and hash aggregate): with the
+# default 4 MB they spill to temporary files.
+_WORK_MEM = "SET LOCAL work_mem = '64MB'"
+# Nobody waits for a pass's commit, and losing it in a crash loses nothing: the transaction goes
+# whole (its deltas are back), and any later synchronous commit flushes it first (one WAL).
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+_LOG_MARK = "SELECT coalesce(max(id), 0) FROM plugin_logs"
+# Plugins with log entries above the mark (appended since the last pass), trimmed to the
+# newest $2 entries each: the cutoff CTE is MATERIALIZED for the reason given at _TRIM_LOGS
+# in repository.py.
+_TRIM_TOUCHED_LOGS = """
+WITH touched AS MATERIALIZED (
+  SELECT DISTINCT tenant_id, namespace, plugin FROM plugin_logs WHERE id > $1
+), cutoff AS MATERIALIZED (
+  SELECT p.tenant_id, p.namespace, p.plugin,
+         (SELECT x.id FROM plugin_logs x
+          WHERE x.tenant_id = p.tenant_id AND x.namespace = p.namespace AND x.plugin = p.plugin
+          ORDER BY x.id DESC OFFSET $2 LIMIT 1) AS id
+  FROM touched p
+)
+DELETE FROM plugin_logs l USING cutoff c
+WHERE c.id IS NOT NULL AND l.tenant_id = c.tenant_id AND l.namespace = c.namespace
+  AND l.plugin = c.plugin AND l.id <= c.id
+"""
+_LOCK = "SELECT pg_advisory_xact_lock($1)"
+
+
+class DeltaRepository:
+    """Minute deltas: append, compact; and the lazy log trim that runs with the compaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        """Bind the repository to one connection."""
+        self._conn = conn
+
+    async def append(self, records: Sequence[tuple[Any, ...]]) -> None:
+        """COPY delta rows (`DELTA_COLUMNS` order)."""
+        await self._conn.copy_records_to_table("metrics_deltas", records=records, columns=DELTA_COLUMNS)
+
+    async def lock(self, key: int) -> None:
+        """Wait for a transaction-scoped advisory lock (one compaction at a time)."""
+        await self._conn.execute(_LOCK, key)
+
+    async def compact(self) -> int:
+        """Fold every delta visible now into minute rows and usage; returns the deltas moved."""
+        await self._conn.execute(_WORK_MEM)
+        await self._conn.execute(_ASYNC_COMMIT)
+        return int(await self._conn.fetchval(_COMPACT))
+
+    async def log_mark(self) -> int:
+        """The newest log entry id (0 when there is none)."""
+        return int(await self._conn.fetchval(_LOG_MARK))
+
+    async def trim_logs_since(self, mark: int, keep: int) -> None:
+        """Keep the newest `keep` entries of each plugin with an entry above `mark`."""
+        await self._conn.execute(_TRIM_TOUCHED_LOGS, mark, keep)
