@@ -8,7 +8,7 @@ from typing import Annotated
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter, QueryParameter, SkipValidation
 
 from plugyard.db import Connection
 from plugyard.deployments.service import Publisher
@@ -20,13 +20,17 @@ from plugyard.plugins.service import PluginService, found_plugin
 from plugyard.tenants.schemas import Access, Principal, TenantRow
 from plugyard.tenants.service import TenantService, visible_tenant
 
-DbConn = NamedDependency[Connection]
-RequestAccess = NamedDependency[Access]
-CurrentPrincipal = NamedDependency[Principal]
-CurrentTenant = NamedDependency[TenantRow]
-CurrentNamespace = NamedDependency[NamespaceRow]
-CurrentPlugin = NamedDependency[PluginRow]
-Gateways = NamedDependency[Publisher]
+# Values our own providers return are not validated again where they are injected: Litestar
+# would pass each one through msgspec and a type check per parameter (a Python-level
+# `isinstance` for asyncpg's connection class), ~9 % of an authenticated GET's instructions
+# (docs/benchmarks.md, "Profiling notes: control plane, third pass").
+DbConn = NamedDependency[SkipValidation[Connection]]
+RequestAccess = NamedDependency[SkipValidation[Access]]
+CurrentPrincipal = NamedDependency[SkipValidation[Principal]]
+CurrentTenant = NamedDependency[SkipValidation[TenantRow]]
+CurrentNamespace = NamedDependency[SkipValidation[NamespaceRow]]
+CurrentPlugin = NamedDependency[SkipValidation[PluginRow]]
+Gateways = NamedDependency[SkipValidation[Publisher]]
 PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="page size (at most 200)")]
 AfterName = Annotated[str, QueryParameter(max_length=63, description="name or slug to start after")]
 BeforeNumber = Annotated[int, QueryParameter(ge=1, description="number to start below (newest first)")]
@@ -39,14 +43,20 @@ LAST = 2**31 - 1
 # "Control-plane performance pass"). Hence the extra parameters below that the bodies ignore.
 
 
-async def provide_conn(state: State, publisher: Gateways) -> AsyncIterator[Connection]:
+# Providers take `request` rather than `state`: Litestar hands dependencies the state as a plain
+# dict and builds a new `State` around it for every provider that asks for one.
+
+
+async def provide_conn(
+    request: Request[object, object, State], publisher: Gateways
+) -> AsyncIterator[Connection]:
     """One pooled connection for the whole request.
 
     Released without asyncpg's session reset query (db.PooledConnection): request code keeps
     its state inside transactions, which asyncpg still rolls back if one is left open.
     `publisher` only orders the dependencies (see above).
     """
-    async with state.pool.acquire() as conn:
+    async with request.app.state.pool.acquire() as conn:
         mark = getattr(conn, "mark_request_scoped", None)
         if mark is not None:
             mark()
@@ -64,8 +74,11 @@ async def provide_access(request: Request[object, object, State], conn: DbConn) 
     tenant, namespace, plugin = params.get("tenant"), params.get("namespace"), params.get("plugin")
     has_tenant = isinstance(tenant, str)
     has_namespace = has_tenant and isinstance(namespace, str)
+    # The raw ASGI header list (names are lower case): `request.headers` would build a
+    # case-insensitive multidict of every header for this one lookup.
+    authorization = next((v for k, v in request.scope["headers"] if k == b"authorization"), None)
     return await service.resolve(
-        request.headers.get("authorization"),
+        None if authorization is None else authorization.decode("latin-1"),
         tenant=tenant if has_tenant else None,
         namespace=namespace if has_namespace else None,
         plugin=plugin if has_namespace and isinstance(plugin, str) else None,
@@ -118,7 +131,7 @@ async def provide_plugin_row(
     return await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin)
 
 
-def provide_publisher(state: State) -> Publisher:
+def provide_publisher(request: Request[object, object, State]) -> Publisher:
     """The gateways and their signed client."""
-    publisher: Gateways = state.publisher
+    publisher: Publisher = request.app.state.publisher
     return publisher

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 import msgspec
@@ -12,6 +14,29 @@ import structlog
 _SECRET_KEYS = frozenset({"token", "authorization", "secret", "password", "admin_token"})
 # Values msgspec cannot encode are logged as their repr, as structlog's own JSON fallback does.
 _JSON = msgspec.json.Encoder(enc_hook=repr)
+# The key-values of the request being served (middleware.request_logging binds them), added to
+# every line logged while it runs. One context variable holding the whole mapping, instead of
+# structlog.contextvars (one variable per key, which is not in the processor chain: use
+# `bind_request`): binding, clearing and merging those took ~5 % of the instructions of an
+# authenticated GET (docs/benchmarks.md, "Profiling notes: control plane, third pass").
+_REQUEST: ContextVar[Mapping[str, Any]] = ContextVar("plugyard_request", default={})  # noqa: B039 - never mutated
+
+
+def bind_request(**values: Any) -> Token[Mapping[str, Any]]:
+    """Add `values` to every line logged in the current context until `reset_request(token)`."""
+    return _REQUEST.set({**_REQUEST.get(), **values})
+
+
+def reset_request(token: Token[Mapping[str, Any]]) -> None:
+    """Forget what the `bind_request` call that returned `token` bound."""
+    _REQUEST.reset(token)
+
+
+def _merge_request(_: object, __: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    # The line's own key-values win, as with structlog.contextvars.merge_contextvars.
+    for key, value in _REQUEST.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _json_line(event_dict: Any, **_: Any) -> bytes:
@@ -50,7 +75,7 @@ def configure(*, log_format: str = "json", level: str = "info") -> None:
         factory = structlog.BytesLoggerFactory(file=binary)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _merge_request,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _drop_secrets,

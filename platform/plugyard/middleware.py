@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from plugyard.log import bind_request, reset_request
+
 log = structlog.get_logger("plugyard.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _TENANT = re.compile(r"^/v1/tenants/([^/]+)")
+
+
+def _new_request_id() -> str:
+    # 128 random bits as 32 hex digits, like uuid4().hex, without a getrandom() call and a UUID
+    # object per request. A request id only has to be unique, not unguessable; `random` is
+    # reseeded in every forked worker, so workers do not repeat each other.
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_logging(app: ASGIApp) -> ASGIApp:
@@ -23,13 +32,11 @@ def request_logging(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         path: str = scope["path"]
         tenant = _TENANT.match(path)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
+        bound = bind_request(
             request_id=request_id,
             method=scope["method"],
             path=path,
@@ -52,6 +59,6 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             log_fn: Any = log.warning if status >= 500 else log.info
             log_fn("request_completed", status=status, duration_ms=duration_ms)
-            structlog.contextvars.clear_contextvars()
+            reset_request(bound)
 
     return middleware

@@ -16,11 +16,13 @@ MAX_UPLOAD_BODY = 2 * MAX_BUNDLE_BYTES_CAP + 1024 * 1024
 _OVERHEAD = 256 * 1024
 
 
-def bundle_size_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def bundle_size_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Refuse an upload whose declared length cannot hold a bundle within the limit, before parsing.
 
     JSON bodies may take up to twice the bundle size (base64 of binary modules is 4/3, escaped
-    text a little more); the exact bundle size is checked again after decoding.
+    text a little more); the exact bundle size is checked again after decoding. Async although
+    it never awaits: Litestar runs a plain function guard in a worker thread, a thread hop per
+    upload (~5 % of an upload's CPU, docs/benchmarks.md).
     """
     limit: int = connection.app.state.publisher.max_bundle_bytes
     declared = connection.headers.get("content-length", "")

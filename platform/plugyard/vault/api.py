@@ -6,8 +6,7 @@ from litestar import Controller, delete, get, put
 from litestar.params import FromPath, JSONBody
 
 from plugyard.deployments.schemas import Deployment
-from plugyard.deps import CurrentNamespace, CurrentPrincipal, CurrentTenant, DbConn, Gateways
-from plugyard.plugins.service import PluginService
+from plugyard.deps import CurrentNamespace, CurrentPlugin, CurrentPrincipal, CurrentTenant, DbConn, Gateways
 from plugyard.vault.schemas import Secret, SecretChanged, SecretRow, SecretSet
 from plugyard.vault.service import SecretService
 
@@ -76,20 +75,20 @@ class PluginSecretController(Controller):
     @get("/", summary="List a plugin's secrets (names only)")
     async def list_secrets(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
         conn: DbConn,
         publisher: Gateways,
     ) -> list[Secret]:
         """Names and update times; values are write-only."""
-        row = await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin)
-        return [_secret(r) for r in await SecretService(conn, publisher).list(tenant_row, namespace_row, row)]
+        rows = await SecretService(conn, publisher).list(tenant_row, namespace_row, plugin_row)
+        return [_secret(r) for r in rows]
 
     @put(_NAME, summary="Set a plugin secret")
     async def set_secret(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         name: FromPath[str],
         data: JSONBody[SecretSet],
         tenant_row: CurrentTenant,
@@ -99,16 +98,15 @@ class PluginSecretController(Controller):
         publisher: Gateways,
     ) -> SecretChanged:
         """Store (encrypted) and deploy: a new isolate, no new version; never shown again."""
-        row = await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin)
         secret, deployment = await SecretService(conn, publisher).set(
-            tenant_row, namespace_row, row, name, data.value, actor=principal.actor
+            tenant_row, namespace_row, plugin_row, name, data.value, actor=principal.actor
         )
         return SecretChanged(secret=_secret(secret), deployment=deployment)
 
     @delete(_NAME, summary="Delete a plugin secret", status_code=200)
     async def delete_secret(
         self,
-        plugin: FromPath[str],
+        plugin_row: CurrentPlugin,
         name: FromPath[str],
         tenant_row: CurrentTenant,
         namespace_row: CurrentNamespace,
@@ -117,7 +115,6 @@ class PluginSecretController(Controller):
         publisher: Gateways,
     ) -> Deployment:
         """Remove it from the plugin's env; answers with the deployment."""
-        row = await PluginService(conn, publisher).get(tenant_row, namespace_row, plugin)
         return await SecretService(conn, publisher).delete(
-            tenant_row, namespace_row, row, name, actor=principal.actor
+            tenant_row, namespace_row, plugin_row, name, actor=principal.actor
         )
