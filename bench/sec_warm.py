@@ -20,7 +20,7 @@ def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Secti
     with stack.api() as api:
         headers = make_tenant(api, stack.admin_token, "warm")
         plugin_with_route(api, headers, "warm", "hello", code, f"{HOST}/*")
-    # The same plugin on a gateway without metrics (no ingest URL: no tail entrypoint, no
+    # The same plugin on a gateway without metrics (no ingest URL: no log capture, no
     # counting), pushed straight to it: what metrics and plugin logs cost on the warm path.
     bare = stack.gateway("gateway-no-metrics", metrics=False)
     digest, bundle = pushes.bundle(code)
@@ -85,8 +85,9 @@ def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Secti
         f"{rounds} interleaved round(s), order rotated each round, of {seconds:.0f} s per target "
         "and tool; medians. "
         "Ratios are result/floor (for latency, >1x is slower). The deployed gateway sends metrics "
-        "and plugin logs to the run's control plane: every plugin isolate is loaded with the "
-        "gateway's tail entrypoint, which workerd invokes after each plugin request (outcome, logs); "
-        "the metrics-off gateway holds the same plugin without it."
+        "and plugin logs to the run's control plane: every plugin isolate is loaded behind the "
+        "gateway's generated main module that captures console output and exceptions (sent to the "
+        "gateway only when there are any) and every request is counted; the metrics-off gateway "
+        "holds the same plugin without either."
     )
     return section

@@ -58,7 +58,7 @@ class Stack:
         """A real gateway workerd (the generated config, plugyard/gateway/config.py) with its own storage.
 
         With `metrics` (as deployed) it sends metrics and plugin logs to the run's control plane:
-        every plugin isolate gets the tail entrypoint and every request is counted.
+        every plugin isolate captures its console output and exceptions and every request is counted.
         """
 
         def make() -> GatewayProcess:

@@ -3,6 +3,7 @@
  * user-facing error string or null; none of them throws.
  */
 import { decodeBase64 } from "./loader.js";
+import { RESERVED_PREFIX } from "./plugin-shim.js";
 
 const MODULE_KINDS = new Set(["js", "cjs", "text", "json", "data", "wasm"]);
 const LIMIT_KEYS = new Set(["cpuMs", "subRequests"]);
@@ -31,6 +32,10 @@ export function validateBundle(bundle) {
     }
   }
   for (const [name, module] of Object.entries(bundle.modules)) {
+    // The gateway's generated modules (plugin-shim.js, the validation probe) use these names.
+    if (name.startsWith(RESERVED_PREFIX)) {
+      return `module name ${name} is reserved (it starts with ${RESERVED_PREFIX}).`;
+    }
     const kinds = isObject(module) ? Object.keys(module) : [];
     if (kinds.length !== 1 || !MODULE_KINDS.has(kinds[0])) {
       return `module ${name} must be one of {js}, {cjs}, {text}, {json}, {data}, {wasm}.`;

@@ -11,7 +11,7 @@ import { problem } from "./problems.js";
 import { getSnapshot, heldSnapshot } from "./snapshot.js";
 import { handlePreview, previewLabel } from "./preview.js";
 import { metricsTags, recordRequest } from "./metrics.js";
-import { tailsFor } from "./tail.js";
+import { logsBindingFor } from "./plugin-logs.js";
 import { outboundFor } from "./outbound.js";
 import { dispatchSettled, dispatchStarted, drainHold } from "./pool.js";
 import { chooseServing, decorate } from "./experiments.js";
@@ -53,10 +53,10 @@ function planFor(env, ctx, ns, plugin, serving) {
   // the first request's context, only the Worker's exports (loopback entrypoints).
   const loopback = /** @type {any} */ ({ exports: /** @type {any} */ (ctx).exports });
   const ref = { tenant: ns.tenant, namespace: ns.namespace, plugin, state: served };
-  // Getters: the tail, env and egress wiring are only built when the isolate is loaded (cold).
+  // Getters: the logs, env and egress wiring are only built when the isolate is loaded (cold).
   const wiring = {
-    get tails() {
-      return tailsFor(env, loopback, tags, served);
+    get logs() {
+      return logsBindingFor(env, loopback, tags, served);
     },
     get env() {
       return { PLUGYARD: pluginBinding(loopback, scope) };
@@ -142,7 +142,7 @@ export async function handleDataPlane(request, env, ctx, requestId, url = new UR
   } catch (error) {
     // Logged for operators only: end users never see the plugin's message or stack.
     console.error("plugin_failed", requestId, target.nsKey, target.plugin, String(error));
-    recordRequest(env, ctx, plan.tags, { status: 502, failed: true, startedAt });
+    recordRequest(env, ctx, plan.tags, { status: 502, failed: true, startedAt, error });
     const failed = problem(502, "plugin-failed", "The plugin failed to handle this request.", requestId);
     decorate(failed, serving);
     return failed;

@@ -9,7 +9,7 @@ import { problem } from "./problems.js";
 export { Registry } from "./registry.js";
 export { Previews } from "./preview.js";
 export { MetricsOutbox } from "./metrics-outbox.js";
-export { Tail } from "./tail.js";
+export { PluginLogs } from "./plugin-logs.js";
 export { Outbound } from "./outbound.js";
 export { Events } from "./experiment-events.js";
 

@@ -10,6 +10,7 @@
 import { registryStub } from "./registry.js";
 import { noteIsolateLoaded } from "./pool.js";
 import { rememberBundle, rememberedBundle } from "./bundle-cache.js";
+import { LOGS_BINDING, shimmed } from "./plugin-shim.js";
 
 /** Used when a bundle carries no compatibility date. */
 const DEFAULT_COMPATIBILITY_DATE = "2025-11-01";
@@ -62,28 +63,42 @@ export function toLoaderModule(value) {
 }
 
 /**
+ * @typedef {Object} Wiring Per-isolate entrypoints of the gateway.
+ * @property {unknown} [globalOutbound] Egress; defaults to null (no network), never the gateway's own.
+ * @property {unknown} [logs] The `PluginLogs` binding: when set, the isolate is loaded behind the
+ *   generated main module that captures its console output and exceptions (plugin-shim.js).
+ * @property {Record<string, unknown>} [env] Extra env bindings (e.g. `PLUGYARD`).
+ */
+
+/**
  * Builds the Worker Loader code object for a bundle.
  * @param {Bundle} bundle
  * @param {PluginState} state
- * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Per-namespace entrypoints
- *   (egress, tail); `globalOutbound` defaults to null (no network), never the gateway's own.
+ * @param {Wiring} [wiring]
  */
 export function workerCode(bundle, state, wiring = {}) {
   /** @type {Record<string, unknown>} */
-  const modules = {};
+  let modules = {};
   for (const [name, value] of Object.entries(bundle.modules)) modules[name] = toLoaderModule(value);
+  let mainModule = bundle.mainModule;
+  // Secrets (pushed over the signed channel) win over a var of the same name.
+  /** @type {Record<string, unknown>} */
+  const env = { ...state.vars, ...(state.secrets ?? {}), ...(wiring.env ?? {}) };
+  const logs = wiring.logs;
+  if (logs) {
+    ({ mainModule, modules } = shimmed(modules, mainModule));
+    env[LOGS_BINDING] = logs;
+  }
   /** @type {Record<string, unknown>} */
   const code = {
     compatibilityDate: bundle.compatibilityDate || DEFAULT_COMPATIBILITY_DATE,
     compatibilityFlags: bundle.compatibilityFlags ?? [],
-    mainModule: bundle.mainModule,
+    mainModule,
     modules,
-    // Secrets (pushed over the signed channel) win over a var of the same name.
-    env: { ...state.vars, ...(state.secrets ?? {}), ...(wiring.env ?? {}) },
+    env,
     globalOutbound: wiring.globalOutbound ?? null,
   };
   if (state.limits) code.limits = state.limits;
-  if (wiring.tails) code.tails = wiring.tails;
   return code;
 }
 
@@ -107,8 +122,8 @@ export async function loadBundle(env, version) {
  * isolate for the id, so it can be built once and reused by every request to that isolate.
  * @param {{LOADER: any, REGISTRY: DurableObjectNamespace}} env
  * @param {PluginRef} ref
- * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Passed to {@link workerCode};
- *   its members are read only when the callback runs (getters are fine).
+ * @param {Wiring} [wiring] Passed to {@link workerCode}; its members are read only when the
+ *   callback runs (getters are fine).
  * @returns {() => Promise<Record<string, unknown>>}
  */
 export function codeCallback(env, ref, wiring = {}) {
@@ -124,8 +139,8 @@ export function codeCallback(env, ref, wiring = {}) {
  * The default `fetch` entrypoint of a plugin's isolate (loaded on first use).
  * @param {{LOADER: any, REGISTRY: DurableObjectNamespace}} env
  * @param {PluginRef} ref
- * @param {{globalOutbound?: unknown, tails?: unknown[], env?: Record<string, unknown>}} [wiring] Passed to {@link workerCode};
- *   only used when the isolate is not loaded yet.
+ * @param {Wiring} [wiring] Passed to {@link workerCode}; only used when the isolate is not
+ *   loaded yet.
  * @returns {Fetcher}
  */
 export function pluginEntrypoint(env, ref, wiring = {}) {

@@ -1,14 +1,14 @@
 /**
- * Per-isolate metrics aggregation for the data plane and the tail entrypoint.
+ * Per-isolate metrics aggregation for the data plane and the plugin-logs entrypoint.
  *
  * Two sources feed one in-memory aggregate, keyed by
  * (tenant, namespace, plugin, version, variant, minute):
  * - the data plane ({@link recordRequest}) counts every request it forwarded to a plugin, its
- *   status class and its wall time (to response headers) in a fixed-bucket histogram;
- * - the tail entrypoint (tail.js, {@link recordTrace}) counts outcomes (ok, exception,
- *   exceededCpu, ...) and keeps the plugin's console lines and exceptions, masked.
- * They are separate counters on the same key (tail events arrive asynchronously after the
- * request ends and carry no request id to join on); see docs/metrics.md, "Attribution".
+ *   status class, its outcome (ok, exception, exceededCpu, ...) and its wall time (to response
+ *   headers) in a fixed-bucket histogram;
+ * - the `PluginLogs` entrypoint (plugin-logs.js, {@link recordLogs}) keeps the plugin's console
+ *   lines and exceptions, masked, as its isolate captured them (plugin-shim.js).
+ * See docs/metrics.md, "Attribution".
  * A third, smaller series counts plugins' outbound requests ({@link recordEgress}, called by the
  * `Outbound` entrypoint) per (tenant, namespace, destination host, minute): allowed and blocked.
  *
@@ -20,7 +20,7 @@ import { durableStub } from "./pool.js";
 
 /** Upper bounds (ms) of the latency buckets; one more bucket counts everything above. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
-/** Tail outcomes with their own counter; anything else counts as `other`. */
+/** Outcomes with their own counter (names as in Cloudflare's invocation outcomes). */
 export const OUTCOMES = ["ok", "exception", "exceededCpu", "exceededMemory", "canceled"];
 /** The variant tag when no experiment splits the plugin's traffic. */
 export const DEFAULT_VARIANT = "default";
@@ -68,7 +68,7 @@ export const MASK = "[secret]";
  * @property {number} s5xx
  * @property {number} failures Requests the plugin failed (threw, could not load): answered 502.
  * @property {number[]} latency Counts per bucket of {@link LATENCY_BUCKETS_MS} plus overflow.
- * @property {Record<string, number>} outcomes Tail outcomes.
+ * @property {Record<string, number>} outcomes Per {@link OUTCOMES} name, one per request.
  */
 
 /**
@@ -249,6 +249,8 @@ let current = new Aggregate();
 let unsent = [];
 /** @type {Promise<void> | null} */
 let flushTimer = null;
+/** Calls of the `PluginLogs` entrypoint this isolate took (health: `isolate.log_calls`). */
+let logCalls = 0;
 /** @type {Promise<void> | null} */
 let flushing = null;
 /**
@@ -277,8 +279,8 @@ export function flushIntervalMs(env) {
  * @param {any} env
  * @param {ExecutionContext} ctx
  * @param {Tags} tags
- * @param {{status: number, failed: boolean, startedAt: number}} result `startedAt`: Date.now()
- *   just before the plugin call.
+ * @param {{status: number, failed: boolean, startedAt: number, error?: unknown}} result
+ *   `startedAt`: Date.now() just before the plugin call; `error`: what the call rejected with.
  * @returns {number} the wall time in ms (to response headers), counted in the histogram.
  */
 export function recordRequest(env, ctx, tags, result) {
@@ -292,6 +294,9 @@ export function recordRequest(env, ctx, tags, result) {
   else if (cls === 4) row.s4xx += 1;
   else if (cls === 5) row.s5xx += 1;
   if (result.failed) row.failures += 1;
+  // The outcome: the plugin's call resolved (`ok`) or how it rejected.
+  const outcome = result.failed ? failureOutcome(result.error) : "ok";
+  row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
   row.latency[bucketIndex(ms)] += 1;
   scheduleFlush(env, ctx);
   return ms;
@@ -337,21 +342,24 @@ export function recordEgress(env, ctx, ns, host, allowed) {
 }
 
 /**
- * Counts one tail event (TraceItem) of a plugin isolate and keeps its logs and exceptions.
+ * Keeps a plugin isolate's console lines and exceptions, masked and clipped. Called by the
+ * `PluginLogs` entrypoint (plugin-logs.js) with what the isolate's generated main module
+ * captured (plugin-shim.js).
  * @param {any} env
  * @param {ExecutionContext} ctx
- * @param {Tags & {secrets?: string[]}} tags The tail's props.
- * @param {any} event A TraceItem.
+ * @param {Tags & {secrets?: string[]}} tags The entrypoint's props.
+ * @param {{logs: {level: string, message: unknown, timestamp?: number}[],
+ *   exceptions: {name?: string, message?: string, stack?: string | null, timestamp?: number}[],
+ *   dropped?: number}} entries `message` of a log line: a string or the console call's parts.
+ *   `dropped`: entries the isolate could not keep (counted in the batch's `dropped.logs`).
  */
-export function recordTrace(env, ctx, tags, event) {
+export function recordLogs(env, ctx, tags, entries) {
   if (!metricsEnabled(env)) return;
-  const at = Number(event.eventTimestamp) || Date.now();
-  const row = current.row(tags, at);
-  const outcome = OUTCOMES.includes(event.outcome) ? event.outcome : "other";
-  row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
+  logCalls += 1;
+  const at = Date.now();
   const secrets = tags.secrets ?? [];
   const base = { tenant: tags.tenant, namespace: tags.namespace, plugin: tags.plugin, version: tags.version };
-  for (const line of event.logs ?? []) {
+  for (const line of entries.logs) {
     const parts = Array.isArray(line.message) ? line.message : [line.message];
     const message = clip(maskSecrets(parts.map(stringify).join(" "), secrets), MAX_MESSAGE);
     current.logs.push({
@@ -363,7 +371,7 @@ export function recordTrace(env, ctx, tags, event) {
       stack: null,
     });
   }
-  for (const exc of event.exceptions ?? []) {
+  for (const exc of entries.exceptions) {
     const text = `${exc.name ?? "Error"}: ${exc.message ?? ""}`;
     current.logs.push({
       ...base,
@@ -374,12 +382,27 @@ export function recordTrace(env, ctx, tags, event) {
       stack: exc.stack ? clip(maskSecrets(String(exc.stack), secrets), MAX_STACK) : null,
     });
   }
+  if (entries.dropped) current.dropped.logs += entries.dropped;
   scheduleFlush(env, ctx);
 }
 
 /**
+ * The outcome of a plugin call that rejected: Cloudflare reports a CPU or memory limit as an
+ * error with its own message ("Worker exceeded CPU time limit.", "... memory limit"), anything
+ * else the plugin threw is an `exception`.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function failureOutcome(error) {
+  const message = String(error);
+  if (/exceeded CPU time limit/i.test(message)) return "exceededCpu";
+  if (/exceeded (its )?memory limit/i.test(message)) return "exceededMemory";
+  return "exception";
+}
+
+/**
  * Seals now if a size bound is reached, else makes sure a timed flush is pending. The flush
- * runs under `ctx.waitUntil` of the request (or tail event) that scheduled it.
+ * runs under `ctx.waitUntil` of the request (or entrypoint call) that scheduled it.
  * @param {any} env
  * @param {ExecutionContext} ctx
  */
@@ -445,9 +468,12 @@ export function addDropped(into, batch) {
   if (egress) into.egress = (into.egress ?? 0) + egress;
 }
 
-/** @returns {{rows: number, logs: number, unsent_batches: number}} what this isolate holds. */
+/**
+ * @returns {{rows: number, logs: number, unsent_batches: number, log_calls: number}} what this
+ *   isolate holds, and how many plugin-log calls it took since it started.
+ */
 export function localStatus() {
-  return { rows: current.rows.size, logs: current.logs.length, unsent_batches: unsent.length };
+  return { rows: current.rows.size, logs: current.logs.length, unsent_batches: unsent.length, log_calls: logCalls };
 }
 
 /**

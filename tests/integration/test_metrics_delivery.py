@@ -158,6 +158,9 @@ def test_batches_delivered_twice_or_after_a_restart_change_nothing(
         for path in ["/"] * 12 + ["/?status=500"] * 3 + ["/throw"] * 2:
             via_gateway(stack.gateway.url, host, path)
         wait_for(lambda: query(t)["totals"]["outcomes"]["exception"] == 2, what="17 requests with outcomes")
+        # Log entries travel apart from the counters (sent by the plugin's isolate).
+        logs_path = "/namespaces/prod/plugins/p/logs?limit=1000"
+        wait_for(lambda: len(t.get(logs_path)) == 17 + 2, what="17 console lines and 2 exceptions")
         wait_for(lambda: stack.health()["pending_batches"] == 0, what="an empty gateway outbox")
         today = time.strftime("%Y-%m-%d", time.gmtime())
         before = _snapshot(t, today)

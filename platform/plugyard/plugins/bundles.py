@@ -12,7 +12,7 @@ from plugyard.plugins.schemas import VersionCreate
 
 MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_MODULES = 100
-# Module names the gateway uses for its own wrapper modules (the validation probe).
+# Module names the gateway uses for its own wrapper modules (the validation probe, the logs shim).
 RESERVED_PREFIX = "__plugyard"
 _ENCODER = msgspec.json.Encoder(order="deterministic")
 
