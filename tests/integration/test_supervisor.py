@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -91,3 +92,33 @@ def test_a_killed_process_is_replaced_and_serves_without_the_control_plane(
         )
         for _ in range(20):
             assert _get(pool.url, "kill.pool.test").text == "v2"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes (its parent has not reaped it yet).
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def test_stop_during_a_recycle_stops_the_old_process_too(tmp_path: Path, gateway_secret: str) -> None:
+    # A recycled process left `members` before it joined the draining list; a stop() in between
+    # (a CI run's pool test ending mid-recycle) never signalled it, and a process that ignores
+    # SIGTERM for a while (many isolates; here: stopped) outlived the pool.
+    with running_pool(tmp_path, gateway_secret, processes=1, probe_deadline_s=60.0) as pool:
+        old = pool.members[0]
+        assert old.pid is not None
+        os.kill(old.pid, signal.SIGSTOP)  # takes no drain notice and acts on no SIGTERM
+        try:
+            recycle = threading.Thread(target=pool._recycle, args=(old,), daemon=True)
+            recycle.start()
+            wait_until(lambda: old not in pool.members, 30, "the fresh process taking over")
+            pool.stop()  # while the old process is being drained
+            assert not _alive(old.pid)
+        finally:
+            if _alive(old.pid):
+                os.kill(old.pid, signal.SIGKILL)
+        recycle.join(15)

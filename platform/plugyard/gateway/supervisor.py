@@ -335,11 +335,30 @@ class Supervisor:
         except RuntimeError as exc:
             log.error("gateway_process_start_failed", error=str(exc))
             return None
-        with self._lock:
-            self.members.append(fresh)
+        if not self._adopt(fresh):
+            return None
         self._steer()
         threading.Thread(target=self._probe_loop, args=(fresh,), daemon=True).start()
         return fresh
+
+    def _adopt(self, fresh: Member) -> bool:
+        """Record a process started meanwhile, unless `stop` began while it started.
+
+        `stop` sets the flag, then collects the processes to stop under the lock: a process
+        recorded here under the lock before that is stopped by `stop`; one that started after it
+        is stopped here. Without this, a replacement that came up during `stop` outlived the pool.
+        """
+        with self._lock:
+            if not self._stopping.is_set():
+                if fresh.role == "state":
+                    self.state = fresh
+                else:
+                    self.members.append(fresh)
+                return True
+        fresh.state = "exited"
+        fresh.terminate(self.settings.term_grace_s)
+        fresh.close()
+        return False
 
     def _recycle(self, member: Member) -> None:
         with self._lock:
@@ -351,20 +370,20 @@ class Supervisor:
             old_slot, spare = self._slot_of[member.name], self._spare
             if self._add_serving(spare) is None:
                 return
-            with self._lock:
+            deadline = time.monotonic() + self.settings.drain_timeout_s
+            with self._lock:  # from members to draining at once: `stop` always sees it
                 if member in self.members:
                     self.members.remove(member)
                 self._spare = old_slot
+                self._draining.append((member, deadline))
             self._steer()  # no new connection reaches the old slot from now on
             assert self._steering is not None
-            deadline = time.monotonic() + self.settings.drain_timeout_s
             # The old process still accepts what was queued on its slot; then nothing more comes.
             while self._steering.queued(old_slot) and time.monotonic() < deadline and member.alive():
                 time.sleep(0.02)
             queued = self._steering.queued(old_slot)
             held = member.drain(self.settings.drain_hold_s)
             self._event("recycled", member, isolates=member.isolates, held=held, queued=queued)
-            self._draining.append((member, deadline))
         finally:
             self._recycling = False
 
@@ -390,9 +409,11 @@ class Supervisor:
             if state is not None and state.state == "ready" and not state.alive():
                 self._event("exited", state, code=state.proc.returncode if state.proc else None)
                 try:
-                    self.state = self._spawn("state")
+                    fresh = self._spawn("state")
                 except RuntimeError as exc:
                     log.error("gateway_process_start_failed", error=str(exc))
+                else:
+                    self._adopt(fresh)
 
     def status(self) -> dict[str, Any]:
         """What runs: each serving member's pid, isolates, RSS and in-flight count."""
@@ -422,12 +443,14 @@ class Supervisor:
         """Stop watching, then stop every process (SIGTERM, SIGKILL after the grace period)."""
         self._stopping.set()
         self.reporter.stop()
-        for member in self._hung:  # a looping process ignores SIGTERM: no grace period
+        with self._lock:  # see `_adopt`: nothing is recorded after this
+            hung = list(self._hung)
+            everyone = [*self.members, *(m for m, _ in self._draining)]
+            if self.state is not None:
+                everyone.append(self.state)
+        for member in hung:  # a looping process ignores SIGTERM: no grace period
             member.kill()
             member.close()
-        everyone = [*self.members, *(m for m, _ in self._draining)]
-        if self.state is not None:
-            everyone.append(self.state)
         for member in everyone:
             member.state = "exited"
             member.terminate(self.settings.term_grace_s)
