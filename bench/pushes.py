@@ -84,6 +84,20 @@ def push(http: httpx.Client, secret: str, tenant: str, namespace: str, body: byt
         raise RuntimeError(f"push {tenant}/{namespace} failed: {response.status_code} {response.text}")
 
 
+def push_plugin(
+    base_url: str, secret: str, tenant: str, namespace: str, pattern: str, plugin: str, source: str
+) -> None:
+    """Push a namespace holding one plugin (`source`, one module) and one route to it.
+
+    Raises:
+        RuntimeError: the gateway did not apply it.
+    """
+    digest, body = bundle(source)
+    payload = namespace_body(tenant, namespace, 1, [(pattern, plugin)], {plugin: digest}, {digest: body})
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        push(http, secret, tenant, namespace, payload)
+
+
 async def push_many(
     base_url: str, secret: str, items: list[tuple[str, str, bytes]], *, concurrency: int = 8
 ) -> None:

@@ -3,19 +3,14 @@ cost of the pool's per-dispatch stdout lines (runaway attribution) against an un
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
-from bench import load
+from bench import load, pushes
 from bench.report import Row, Section, ms, ratio, rps, verdict
 from bench.stack import Stack
-from plugyard import signing
 from plugyard.gateway.supervisor import PoolSettings, Supervisor
 
 HOST = "pool.bench.test"
@@ -25,27 +20,7 @@ CODE = 'export default { fetch() { return new Response("hello") } }'
 
 def _push(url: str, secret: str) -> None:
     """Push the warm plugin straight to a gateway (signed; no control plane needed)."""
-    bundle = {
-        "mainModule": "index.js",
-        "modules": {"index.js": {"js": CODE}},
-        "compatibilityDate": "2025-11-01",
-    }
-    digest = hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
-    body = json.dumps(
-        {
-            "tenant": "bench-pool",
-            "namespace": "prod",
-            "revision": 1,
-            "routes": [{"pattern": f"{HOST}/*", "plugin": "warm"}],
-            "plugins": {"warm": {"version": digest, "env_hash": "0" * 16, "vars": {}, "limits": None}},
-            "bundles": {digest: bundle},
-        }
-    ).encode()
-    path = "/_plugyard/namespaces/bench-pool/prod"
-    headers = {**signing.sign(secret, method="PUT", path=path, body=body), "content-type": "application/json"}
-    response = httpx.put(url + path, content=body, headers=headers, timeout=30)
-    if response.status_code != 200:
-        raise RuntimeError(f"push to {url} answered {response.status_code}: {response.text[:200]}")
+    pushes.push_plugin(url, secret, "bench-pool", "prod", f"{HOST}/*", "warm", CODE)
 
 
 def _pool(stack: Stack, k: int) -> Supervisor:

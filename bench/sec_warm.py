@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from bench import load, pushes
 from bench.procs import FLOORS
 from bench.report import Row, Section, ms, ratio, rps, verdict
@@ -23,12 +21,7 @@ def run(stack: Stack, *, seconds: float, rounds: int, connections: int) -> Secti
     # The same plugin on a gateway without metrics (no ingest URL: no log capture, no
     # counting), pushed straight to it: what metrics and plugin logs cost on the warm path.
     bare = stack.gateway("gateway-no-metrics", metrics=False)
-    digest, bundle = pushes.bundle(code)
-    with httpx.Client(base_url=bare.url, timeout=30) as http:
-        body = pushes.namespace_body(
-            "warm", "prod", 1, [(f"{HOST}/*", "hello")], {"hello": digest}, {digest: bundle}
-        )
-        pushes.push(http, stack.secret, "warm", "prod", body)
+    pushes.push_plugin(bare.url, stack.secret, "warm", "prod", f"{HOST}/*", "hello", code)
     front = stack.floor("front.capnp").url
     targets = {
         "plain worker (floor)": (stack.floor("plain.capnp").url + "/", None),

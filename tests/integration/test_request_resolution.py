@@ -18,7 +18,8 @@ import pytest
 from litestar.testing import TestClient
 
 from plugyard.app import create_app
-from plugyard.metrics.repository import _TRIM_LOGS, MetricsRepository
+from plugyard.metrics.delta_repository import _TRIM_TOUCHED_LOGS, DeltaRepository
+from plugyard.metrics.repository import MetricsRepository
 from plugyard.settings import DatabaseSettings, Settings
 from tests.integration.helpers import plugin_code
 
@@ -113,7 +114,7 @@ async def test_log_trim_keeps_the_newest_per_plugin_with_a_materialized_cutoff(
         tenant_id = await conn.fetchval(
             "INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id", f"trim-{unique}"
         )
-        repo = MetricsRepository(conn)
+        repo, deltas = MetricsRepository(conn), DeltaRepository(conn)
         plugins = [(tenant_id, "prod", f"p{i}") for i in range(3)]
         start = datetime.now(UTC) - timedelta(minutes=5)
         n = 0
@@ -127,8 +128,9 @@ async def test_log_trim_keeps_the_newest_per_plugin_with_a_materialized_cutoff(
                     )
                     n += 1
             async with conn.transaction():
+                mark = await deltas.log_mark()
                 await repo.copy_logs(records)
-                await repo.trim_logs(plugins, keep)
+                await deltas.trim_logs_since(mark, keep)  # as a compaction pass does
         for _, namespace, plugin in plugins:
             kept = await conn.fetch(
                 "SELECT message FROM plugin_logs WHERE tenant_id = $1 AND namespace = $2 AND plugin = $3 "
@@ -141,8 +143,7 @@ async def test_log_trim_keeps_the_newest_per_plugin_with_a_materialized_cutoff(
             assert [r["message"] for r in kept] == written[-keep:]
         # Inlined, the planner may re-run the cutoff subquery for every log row it joins: seconds
         # per batch once the plugins are full. The cutoff must be computed once, as a CTE.
-        columns = [list(c) for c in zip(*plugins, strict=True)]
-        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + _TRIM_LOGS, *columns, keep))
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + _TRIM_TOUCHED_LOGS, 0, keep))
         assert "CTE cutoff" in plan, plan
 
 

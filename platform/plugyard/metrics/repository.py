@@ -38,23 +38,6 @@ RETURNING batch_id
 """
 _TENANT_IDS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
 LOG_COLUMNS = ("tenant_id", "namespace", "plugin", "version", "at", "kind", "level", "message", "stack")
-# Keeps the newest $4 entries of each plugin touched by a batch: one cutoff id per plugin (an
-# index scan from the newest entry), then an index range delete below it. MATERIALIZED: inlined,
-# the planner may re-run the cutoff subquery once per log row it joins (a hash join over the
-# whole table: seconds per batch once plugins hold their full quota, until ANALYZE runs).
-_TRIM_LOGS = """
-WITH cutoff AS MATERIALIZED (
-  SELECT p.tenant_id, p.namespace, p.plugin,
-         (SELECT x.id FROM plugin_logs x
-          WHERE x.tenant_id = p.tenant_id AND x.namespace = p.namespace AND x.plugin = p.plugin
-          ORDER BY x.id DESC OFFSET $4 LIMIT 1) AS id
-  FROM unnest($1::uuid[], $2::text[], $3::text[]) AS p(tenant_id, namespace, plugin)
-)
-DELETE FROM plugin_logs l USING cutoff c
-WHERE c.id IS NOT NULL AND l.tenant_id = c.tenant_id AND l.namespace = c.namespace
-  AND l.plugin = c.plugin AND l.id <= c.id
-"""
-
 _FILTER = (
     "tenant_id = $1 AND ($4::text IS NULL OR namespace = $4) AND ($5::text IS NULL OR plugin = $5) "
     "AND ($6::text IS NULL OR version LIKE $6 || '%') AND ($7::text IS NULL OR variant = $7)"
@@ -180,10 +163,6 @@ class MetricsRepository:
     async def copy_logs(self, records: Sequence[tuple[Any, ...]]) -> None:
         """COPY log entries (in `LOG_COLUMNS` order)."""
         await self._conn.copy_records_to_table("plugin_logs", records=records, columns=LOG_COLUMNS)
-
-    async def trim_logs(self, plugins: Sequence[tuple[UUID, str, str]], keep: int) -> None:
-        """Keep the newest `keep` entries of each (tenant_id, namespace, plugin)."""
-        await self._conn.execute(_TRIM_LOGS, *map(list, zip(*plugins, strict=True)), keep)
 
     async def rows(
         self, tenant_id: UUID, start: datetime, end: datetime, *, hourly: bool, filters: Sequence[str | None]
