@@ -1,8 +1,11 @@
-"""Append-only ingest on the real database: reads see deltas before compaction, replays add nothing,
-the log quota holds before the trim, and back-pressure compacts before the backlog grows further."""
+"""Append-only ingest on the real database: reads see deltas before compaction (in either delta
+table), replays add nothing, the log quota holds before the trim, back-pressure compacts before
+the backlog grows further, and a pass empties its table with TRUNCATE unless a reader or a late
+append holds it (then DELETE, losing and doubling nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -13,6 +16,7 @@ import asyncpg
 import msgspec
 
 from plugyard.metrics.compaction import COMPACT_LOCK_KEY, Compactor
+from plugyard.metrics.delta_repository import DELTA_TABLES
 from plugyard.metrics.histogram import bucket_index
 from plugyard.metrics.repository import MetricsRepository
 from plugyard.metrics.schemas import N_BUCKETS, Batch, MetricsAnswer
@@ -181,3 +185,121 @@ async def test_back_pressure_compacts_before_a_full_backlog_grows(pool: asyncpg.
             "SELECT plugin FROM metrics_minutes WHERE tenant_id = $1 ORDER BY plugin", tenant.id
         )
         assert [r["plugin"] for r in compacted][:3] == ["p0", "p1", "p2"]
+
+
+async def _in_table(conn: asyncpg.Connection, table: int, tenant: TenantRow) -> int:
+    sql = f"SELECT count(*) FROM {DELTA_TABLES[table]} WHERE tenant_id = $1"
+    return int(await conn.fetchval(sql, tenant.id))
+
+
+async def _filenode(conn: asyncpg.Connection, table: int) -> int:
+    return int(await conn.fetchval("SELECT pg_relation_filenode($1::regclass)", DELTA_TABLES[table]))
+
+
+async def test_reads_see_deltas_of_both_tables_and_passes_fold_and_truncate_each(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        tenant = await _tenant(conn, "pair")
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minute = int(now.timestamp())
+        async with _compaction_held(pool):  # no pass meanwhile, so the turn stays where it is set
+            first = int(await conn.fetchval("SELECT active FROM metrics_delta_turn"))
+            await IngestService(conn, SETTINGS).ingest(_batch([_row(tenant.slug, minute, 5, 3)]))
+            await conn.execute("UPDATE metrics_delta_turn SET active = 1 - active")
+            await IngestService(conn, SETTINGS).ingest(
+                _batch([_row(tenant.slug, minute - 60, 7, 30, s5xx=2)])
+            )
+            assert await _in_table(conn, first, tenant) == 1
+            assert await _in_table(conn, 1 - first, tenant) == 1
+            pending = await _answers(conn, tenant, now)
+        minute_answer, hour_answer, usage = pending
+        assert minute_answer["totals"]["requests"] == 12  # type: ignore[index]
+        assert hour_answer["totals"]["requests"] == 12  # type: ignore[index]
+        assert minute_answer["totals"]["s5xx"] == 2  # type: ignore[index]
+        assert [(d["requests"], d["errors"]) for d in usage] == [(12, 2)]  # type: ignore[attr-defined]
+
+        nodes = [await _filenode(conn, t) for t in (0, 1)]
+        compactor = Compactor(SETTINGS)
+        await compactor.compact(conn)  # turns the ingest back to `first`, folds the other
+        await compactor.compact(conn)  # and then `first`
+        assert await _in_table(conn, 0, tenant) == await _in_table(conn, 1, tenant) == 0
+        assert compactor.truncated == 2
+        assert [await _filenode(conn, t) != nodes[t] for t in (0, 1)] == [True, True]  # TRUNCATE, not DELETE
+        stored = await conn.fetchval(
+            "SELECT sum(requests) FROM metrics_minutes WHERE tenant_id = $1", tenant.id
+        )
+        assert stored == 12
+        assert await _answers(conn, tenant, now) == pending
+
+
+async def test_a_pass_deletes_instead_when_a_reader_holds_the_table_and_stalls_no_ingest(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn, pool.acquire() as reader:
+        tenant = await _tenant(conn, "held")
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minute = int(now.timestamp())
+        compactor = Compactor(SETTINGS)
+        async with _compaction_held(pool):
+            table = int(await conn.fetchval("SELECT active FROM metrics_delta_turn"))
+            await IngestService(conn, SETTINGS, compactor).ingest(_batch([_row(tenant.slug, minute, 4, 3)]))
+        node = await _filenode(conn, table)
+        async with reader.transaction():  # a long read: holds both delta tables until it ends
+            assert (
+                await reader.fetchval("SELECT count(*) FROM metrics_deltas WHERE tenant_id = $1", tenant.id)
+                == 1
+            )
+            started = time.monotonic()
+            moved = 0
+            while moved == 0:  # another process's pass may take the turn first; then it folds
+                await asyncio.wait_for(compactor.compact(conn), timeout=10)
+                moved = await conn.fetchval(
+                    "SELECT count(*) FROM metrics_minutes WHERE tenant_id = $1", tenant.id
+                )
+            # The ingest appends meanwhile without waiting for the reader or the pass.
+            async with pool.acquire() as other:
+                batch = _batch([_row(tenant.slug, minute, 3, 3)])
+                result = await asyncio.wait_for(IngestService(other, SETTINGS).ingest(batch), timeout=5)
+                assert result.status == "stored"
+            assert time.monotonic() - started < 10
+        assert await _filenode(conn, table) == node  # deleted, not truncated
+        assert compactor.truncated < 2
+        await compactor.drain(conn)
+        await Compactor(SETTINGS).compact(conn)
+        await Compactor(SETTINGS).compact(conn)  # both tables, whichever holds the second batch
+        assert await _deltas(conn, tenant) == 0
+        total = await conn.fetchval(
+            "SELECT sum(requests) FROM metrics_minutes WHERE tenant_id = $1", tenant.id
+        )
+        assert total == 7
+
+
+async def test_an_append_still_open_when_its_table_is_folded_is_kept_for_a_later_pass(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn, pool.acquire() as writer:
+        tenant = await _tenant(conn, "late")
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minute = int(now.timestamp())
+        await IngestService(conn, SETTINGS).ingest(_batch([_row(tenant.slug, minute, 2, 3)]))
+        open_append = writer.transaction()
+        await open_append.start()
+        try:
+            # Chose its table before the passes below turn the ingest away from it.
+            await IngestService(writer, SETTINGS).ingest(_batch([_row(tenant.slug, minute, 9, 3)]))
+            for _ in range(2):  # each table once: the one holding the open append cannot be truncated
+                await asyncio.wait_for(Compactor(SETTINGS).compact(conn), timeout=10)
+            stored = await conn.fetchval(
+                "SELECT sum(requests) FROM metrics_minutes WHERE tenant_id = $1", tenant.id
+            )
+            assert stored == 2
+        finally:
+            await open_append.commit()
+        assert await _deltas(conn, tenant) == 1
+        assert (await _answers(conn, tenant, now))[0]["totals"]["requests"] == 11  # type: ignore[index]
+        for _ in range(2):
+            await Compactor(SETTINGS).compact(conn)
+        assert await _deltas(conn, tenant) == 0
+        stored = await conn.fetchval(
+            "SELECT sum(requests) FROM metrics_minutes WHERE tenant_id = $1", tenant.id
+        )
+        assert stored == 11

@@ -37,6 +37,11 @@ ON CONFLICT (batch_id) DO NOTHING
 RETURNING batch_id
 """
 _TENANT_IDS = "SELECT slug, id FROM tenants WHERE slug = ANY($1::text[])"
+# The same and the delta table the ingest appends to now (delta_repository.py): one row with
+# null slug when no tenant matches.
+_TENANT_IDS_AND_TURN = """
+SELECT d.active, t.slug, t.id FROM metrics_delta_turn d LEFT JOIN tenants t ON t.slug = ANY($1::text[])
+"""
 LOG_COLUMNS = ("tenant_id", "namespace", "plugin", "version", "at", "kind", "level", "message", "stack")
 _FILTER = (
     "tenant_id = $1 AND ($4::text IS NULL OR namespace = $4) AND ($5::text IS NULL OR plugin = $5) "
@@ -155,6 +160,11 @@ class MetricsRepository:
     async def tenant_ids(self, slugs: Sequence[str]) -> dict[str, UUID]:
         """Tenant ids by slug (unknown slugs are absent)."""
         return {row["slug"]: row["id"] for row in await self._conn.fetch(_TENANT_IDS, list(slugs))}
+
+    async def tenant_ids_and_turn(self, slugs: Sequence[str]) -> tuple[dict[str, UUID], int]:
+        """Tenant ids by slug (unknown slugs are absent) and the delta table appended to now."""
+        rows = await self._conn.fetch(_TENANT_IDS_AND_TURN, list(slugs))
+        return {r["slug"]: r["id"] for r in rows if r["slug"] is not None}, int(rows[0]["active"])
 
     async def lock(self, key: int) -> None:
         """Wait for a transaction-scoped advisory lock."""

@@ -38,7 +38,7 @@ async def rollup_and_prune(conn: asyncpg.Connection, settings: MetricsSettings) 
         # (its upserts and this move would touch the same minute rows).
         deltas = DeltaRepository(conn)
         await deltas.lock(COMPACT_LOCK_KEY)
-        await deltas.compact()
+        await deltas.compact_all()
         # Whole hours only, so an hour is never split between the two tables for long.
         before = floor_time(now - timedelta(seconds=settings.minute_retention_s), _HOUR)
         written = await repo.rollup(before)

@@ -17,7 +17,11 @@ OUTCOMES: tuple[str, ...] = ("ok", "exception", "exceededCpu", "exceededMemory",
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{1,64}$")]
+HEX_PATTERN = r"^[0-9a-f]{1,64}$"
+Hex = Annotated[str, msgspec.Meta(pattern=HEX_PATTERN)]
+# A row's version: HEX_PATTERN too, but checked by the ingest once per distinct value
+# (`service.decode_batch`): a regex match per row was half the cost of decoding a batch.
+RowVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Step = Literal["minute", "hour"]
 # An egress destination: `host[:port]` as in the request URL, or OTHER_HOST.
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -37,7 +41,7 @@ class BatchRow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tenant: Name
     namespace: Name
     plugin: Name
-    version: Hex
+    version: RowVersion
     variant: Name
     minute: Annotated[int, msgspec.Meta(ge=0, multiple_of=60)]
     requests: Count = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from plugyard.metrics.egress_repository import EgressRepository
 from plugyard.metrics.histogram import OUTCOME_COLUMNS, Accumulator
 from plugyard.metrics.repository import MetricsRepository
 from plugyard.metrics.schemas import (
+    HEX_PATTERN,
     LATENCY_BUCKETS_MS,
     Batch,
     Dimension,
@@ -47,6 +49,7 @@ MAX_POINTS = 10080
 _STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
 _BATCH = msgspec.json.Decoder(Batch)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HEX = re.compile(HEX_PATTERN)
 
 
 def _utc(ms_or_s: float) -> datetime:
@@ -67,7 +70,7 @@ def decode_batch(secret: str, headers: Mapping[str, str], path: str, body: bytes
         exposition.INGEST_BATCHES.inc(result="refused")
         raise Unauthorized("the batch signature does not verify", slug=failure)
     try:
-        return _BATCH.decode(body)
+        batch = _BATCH.decode(body)
     except msgspec.ValidationError as exc:
         exposition.INGEST_BATCHES.inc(result="invalid")
         field = str(exc).rpartition("at `")[2].rstrip("`") if "at `" in str(exc) else "body"
@@ -75,6 +78,17 @@ def decode_batch(secret: str, headers: Mapping[str, str], path: str, body: bytes
     except msgspec.DecodeError as exc:
         exposition.INGEST_BATCHES.inc(result="invalid")
         raise InvalidInput(str(exc), field="body", slug="invalid-batch") from None
+    # Row versions are hex (HEX_PATTERN): a gateway's batch names few versions, so each
+    # distinct one is matched once instead of once per row.
+    bad = {v for v in {r.version for r in batch.rows} if _HEX.match(v) is None}
+    if bad:
+        exposition.INGEST_BATCHES.inc(result="invalid")
+        at = next(i for i, r in enumerate(batch.rows) if r.version in bad)
+        field = f"$.rows[{at}].version"
+        raise InvalidInput(
+            f"Expected `str` matching regex {HEX_PATTERN!r} - at `{field}`", field=field, slug="invalid-batch"
+        )
+    return batch
 
 
 def check_fresh(batch: Batch, settings: MetricsSettings) -> float:
@@ -142,9 +156,9 @@ class IngestService:
             )
             claimed = [b for b in first.values() if b.batch_id in ids]
             if claimed:
-                appended = await self._store(claimed)
+                appended, table = await self._store(claimed)
         if claimed and self._compactor is not None:
-            self._compactor.appended(appended)
+            self._compactor.appended(appended, table)
         stored = {id(b) for b in claimed}
         results = [
             IngestResult(status="stored" if id(b) in stored else "duplicate", batch_id=b.batch_id)
@@ -166,28 +180,31 @@ class IngestService:
                 )
         return results
 
-    async def _store(self, batches: list[Batch]) -> int:
+    async def _store(self, batches: list[Batch]) -> tuple[int, int]:
         """Append claimed batches' minute deltas and logs, add egress (inside the transaction).
 
         Appends only: the minute rows, usage and log trim every batch would otherwise update
-        are the compaction's (compaction.py), for many batches at once. Returns the rows appended.
+        are the compaction's (compaction.py), for many batches at once. Returns the rows
+        appended and the delta table they went to.
         """
         slugs = {r.tenant for b in batches for r in b.rows} | {e.tenant for b in batches for e in b.logs}
         slugs |= {e.tenant for b in batches for e in b.egress}
-        tenants = await self._repo.tenant_ids(sorted(slugs))
-        logs = self._log_records(batches, tenants)
+        # The turn is read as late as possible: a pass that turns the ingest away from a table
+        # waits for the appends that chose it before.
+        tenants, table = await self._repo.tenant_ids_and_turn(sorted(slugs))
         deltas = _delta_records(batches, tenants)
+        if deltas:
+            await DeltaRepository(self._conn).append(table, deltas)
+        logs = self._log_records(batches, tenants)
         if logs:
             await self._repo.copy_logs(logs)
-        if deltas:
-            await DeltaRepository(self._conn).append(deltas)
         egress_minutes, egress_totals = _egress_records(batches, tenants)
         if egress_minutes:
             # Shared rows (a namespace's totals): one batch at a time from here to commit, so
             # concurrent batches queue on one lock instead of on row locks one row at a time.
             await self._repo.lock(INGEST_LOCK_KEY)
             await EgressRepository(self._conn).add(egress_minutes, egress_totals)
-        return len(deltas) + len(logs)
+        return len(deltas) + len(logs), table
 
     @staticmethod
     def _log_records(batches: Sequence[Batch], tenants: dict[str, UUID]) -> list[tuple[Any, ...]]:
