@@ -3,8 +3,11 @@
  *
  * This is the gateway's hot path. What only depends on the served plugin state (loader id,
  * metric tags, experiment scope, the loader's code callback) is computed once per state object
- * and reused ({@link planFor}); per request there is one route lookup, one `LOADER.get` and one
- * copy of the response to add the gateway's headers.
+ * and reused ({@link planFor}); per request there is one route lookup and one `LOADER.get`, and
+ * the plugin's response is returned as it is. It is only copied (a fetched response's headers
+ * are immutable) to add headers: an experiment's, or the diagnostic ones a request asks for with
+ * {@link DEBUG_HEADER}. That copy cost about 7-10 % of a warm request's CPU when it was made for
+ * every request (docs/benchmarks.md, "Profiling notes: gateway hot path").
  */
 import { codeCallback, loaderId } from "./loader.js";
 import { problem } from "./problems.js";
@@ -16,6 +19,13 @@ import { outboundFor } from "./outbound.js";
 import { dispatchSettled, dispatchStarted, drainHold } from "./pool.js";
 import { chooseServing, decorate } from "./experiments.js";
 import { noteExposure, pluginBinding, scopeOf } from "./experiment-events.js";
+
+/**
+ * A request carrying this header (any value) gets the diagnostic headers `x-plugyard-version`
+ * (the serving version's first 12 hex digits) and `server-timing: plugin;dur=<ms>`
+ * (docs/gateway-protocol.md, "Diagnostic headers").
+ */
+export const DEBUG_HEADER = "x-plugyard-debug";
 
 /**
  * What every request to one served plugin state needs, built on its first request.
@@ -148,10 +158,14 @@ export async function handleDataPlane(request, env, ctx, requestId, url = new UR
     return failed;
   }
   const ms = recordRequest(env, ctx, plan.tags, { status: response.status, failed: false, startedAt });
+  const debug = request.headers.has(DEBUG_HEADER);
+  if (!debug && !serving.experiment) return response; // the hot path: no copy
   // Headers of a fetched response are immutable: copy it (the body is passed through, not read).
   const out = new Response(response.body, response);
-  out.headers.set("x-plugyard-version", served.version.slice(0, 12));
+  if (debug) {
+    out.headers.set("x-plugyard-version", served.version.slice(0, 12));
+    out.headers.append("server-timing", `plugin;dur=${ms}`);
+  }
   decorate(out, serving);
-  out.headers.append("server-timing", `plugin;dur=${ms}`);
   return out;
 }

@@ -108,7 +108,11 @@ export function push(gw, body) {
  * @param {import("./workerd.js").Gateway} gw
  * @param {string} host
  * @param {string} path
+ * @param {Record<string, string>} [headers]
  */
-export function get(gw, host, path) {
-  return rawRequest(gw.port, { host, path });
+export function get(gw, host, path, headers = {}) {
+  return rawRequest(gw.port, { host, path, headers });
 }
+
+/** Asks the gateway for its diagnostic headers (`x-plugyard-version`, `server-timing`). */
+export const DEBUG = { "x-plugyard-debug": "1" };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { get, makeBundle, newNonce, push, pushBody, signHeaders, signedRequest } from "./client.js";
+import { DEBUG, get, makeBundle, newNonce, push, pushBody, signHeaders, signedRequest } from "./client.js";
 import { rawRequest, removeStorageDir, startGateway } from "./workerd.js";
 
 const PROBLEM = "https://plugyard.dev/problems/";
@@ -45,7 +45,7 @@ describe("push", () => {
     const res = await push(gw, spec(1, v1));
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.json(), { status: "applied", revision: 1 });
-    const served = await get(gw, "shop.acme.test", "/api/items");
+    const served = await get(gw, "shop.acme.test", "/api/items", DEBUG);
     assert.equal(served.status, 200, served.text);
     assert.equal(served.text, "hello v1");
     assert.equal(served.headers["x-plugyard-version"], v1.hash.slice(0, 12));
@@ -54,7 +54,7 @@ describe("push", () => {
   test("a higher revision changes the response on the next request", async () => {
     const res = await push(gw, spec(2, v2));
     assert.deepEqual(res.json(), { status: "applied", revision: 2 });
-    const served = await get(gw, "shop.acme.test:8080", "/api/items");
+    const served = await get(gw, "shop.acme.test:8080", "/api/items", DEBUG);
     assert.equal(served.text, "hello v2");
     assert.equal(served.headers["x-plugyard-version"], v2.hash.slice(0, 12));
   });

@@ -62,10 +62,13 @@ test("header-keyed visitors get the variant bucketing.js computes, every time", 
     const user = `user-${i}`;
     const expected = ["control", "b"][assign(config, user).variant];
     for (let visit = 0; visit < 2; visit++) {
-      const res = await get("hdr.test", { "x-user": user });
+      // The second visit asks for the diagnostic headers too: the variant header is there either way.
+      const res = await get("hdr.test", { "x-user": user, ...(visit ? { "x-plugyard-debug": "1" } : {}) });
       assert.equal(res.headers["x-plugyard-variant"], expected);
       assert.equal(res.text, expected === "control" ? "v1" : "v2");
       assert.equal(res.headers["set-cookie"], undefined, "header-keyed: no cookie");
+      assert.equal(res.headers["x-plugyard-version"] === undefined, visit === 0);
+      assert.equal(res.headers["server-timing"] === undefined, visit === 0);
     }
   }
 });

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import http from "node:http";
 import { after, before, test } from "node:test";
-import { get, makeBundle, push, pushBody, signedRequest } from "./client.js";
+import { DEBUG, get, makeBundle, push, pushBody, signedRequest } from "./client.js";
 import { removeStorageDir, startGateway, tempStorageDir } from "./workerd.js";
 
 const INGEST_PATH = "/v1/ingest/metrics";
@@ -148,7 +148,7 @@ test("requests, outcomes and masked logs arrive in signed batches", async () => 
   const thrown = await get(gw, "a.metrics.test", "/throw");
   assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 404, 404]);
   assert.equal(thrown.status, 502);
-  const ok = await get(gw, "a.metrics.test", "/");
+  const ok = await get(gw, "a.metrics.test", "/", DEBUG);
   assert.match(String(ok.headers["server-timing"]), /^plugin;dur=\d+$/);
 
   await waitFor(() => receiver.requests("mt-a") === 10, "10 requests of mt-a");

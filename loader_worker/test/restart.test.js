@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { get, makeBundle, newNonce, push, pushBody, signHeaders, signedRequest } from "./client.js";
+import { DEBUG, get, makeBundle, newNonce, push, pushBody, signHeaders, signedRequest } from "./client.js";
 import { rawRequest, removeStorageDir, startGateway, tempStorageDir } from "./workerd.js";
 
 const storageDir = tempStorageDir();
@@ -36,7 +36,7 @@ test("a restarted gateway serves the last pushed state without any push", async 
   // Concurrent first requests on a cold isolate share one snapshot load.
   const burst = await Promise.all(Array.from({ length: 20 }, () => get(gw, "durable.test", "/")));
   assert.deepEqual(new Set(burst.map((r) => r.text)), new Set(["v1 durable"]), gw.output());
-  const res = await get(gw, "durable.test", "/");
+  const res = await get(gw, "durable.test", "/", DEBUG);
   assert.equal(res.status, 200, res.text + gw.output());
   assert.equal(res.text, "v1 durable");
   assert.equal(res.headers["x-plugyard-version"], v1.hash.slice(0, 12));
