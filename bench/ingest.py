@@ -1,10 +1,13 @@
 """Metrics ingest throughput (events/s) next to a raw COPY floor, in the same run.
 
-    python -m bench.ingest [--batches 200] [--rows 500] [--logs 50] [--concurrency 4] [--json]
+    python -m bench.ingest [--batches 200] [--rows 500] [--logs 50] [--concurrency 4] [--rounds 1]
+                           [--json]
 
-Uses DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres) to create and drop a
-throwaway database. An event is one aggregate row (tenant, namespace, plugin, version, variant,
-minute) or one log entry, as a gateway sends them. Three figures:
+Uses DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres) to create and drop
+throwaway databases: one migrated template, and a fresh clone of it for every timed run, so
+each run starts on empty tables whatever ran before it. An event is one aggregate row (tenant,
+namespace, plugin, version, variant, minute) or one log entry, as a gateway sends them. Three
+figures:
 
 - http:    signed batches POSTed to a real `plugyard serve` (granian) by `concurrency` senders:
            signature check, decoding, one transaction per group of waiting batches (batch ids,
@@ -20,6 +23,12 @@ http and service stops only once compaction has caught up: no delta left, every 
 requests in the minute rows and in a metrics query's totals (checked after the clock stops;
 a mismatch fails the run). `compaction_tail_s` is how long that took after the last batch was
 answered.
+
+With `--rounds N` the three run back to back N times, the order rotated each round; the JSON
+holds every round and the medians (events/s of each, and the median of the per-round ratios to
+the floor). Each run also records the CPU seconds used while its clock ran (from /proc): this
+process (the client; for `service` the service and compactor themselves), the `plugyard serve`
+process tree (http only), and the PostgreSQL backends connected to the run's database.
 """
 
 from __future__ import annotations
@@ -30,8 +39,10 @@ import contextlib
 import json
 import os
 import random
+import resource
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -67,6 +78,75 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, float, bytes]]:
+    """pid -> (parent pid, utime+stime in seconds, cmdline) of every process /proc shows."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK, cmdline)
+    return table
+
+
+class CpuMeter:
+    """CPU seconds used between `start()` and `stop()`: this process, a server's process tree,
+    and the PostgreSQL backends connected to one database (matched by the database name their
+    process title shows). A backend that exits before `stop()` is not counted; the runs keep
+    their connections open until the clock has stopped, so none does."""
+
+    def __init__(self, database: str, server_pid: int | None = None) -> None:
+        self._title = f" {database} ".encode()
+        self._server_pid = server_pid
+        self._start: tuple[float, dict[int, float], dict[int, float]] | None = None
+        self.seconds: dict[str, float] = {}
+
+    def _sample(self) -> tuple[float, dict[int, float], dict[int, float]]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        table = _proc_table()
+        backends = {
+            pid: cpu
+            for pid, (_, cpu, cmdline) in table.items()
+            if cmdline.startswith(b"postgres:") and self._title in cmdline
+        }
+        server: dict[int, float] = {}
+        if self._server_pid is not None:
+            children: dict[int, list[int]] = {}
+            for pid, (ppid, _, _) in table.items():
+                children.setdefault(ppid, []).append(pid)
+            todo = [self._server_pid]
+            while todo:
+                pid = todo.pop()
+                if pid in table:
+                    server[pid] = table[pid][1]
+                    todo += children.get(pid, [])
+        return usage.ru_utime + usage.ru_stime, server, backends
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> None:
+        assert self._start is not None, "stop() before start()"
+        own0, server0, pg0 = self._start
+        own1, server1, pg1 = self._sample()
+
+        def used(before: dict[int, float], after: dict[int, float]) -> float:
+            return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+        self.seconds = {"client": round(own1 - own0, 2), "postgres": round(used(pg0, pg1), 2)}
+        if self._server_pid is not None:
+            self.seconds["server"] = round(used(server0, server1), 2)
 
 
 def make_batches(n: int, rows: int, logs: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -166,7 +246,7 @@ async def check_totals(conn: asyncpg.Connection, expected: int) -> None:
 
 
 async def bench_service(
-    pool: asyncpg.Pool, secret: str, bodies: list[bytes], concurrency: int
+    pool: asyncpg.Pool, secret: str, bodies: list[bytes], concurrency: int, meter: CpuMeter | None = None
 ) -> tuple[float, float]:
     """Seconds until every batch is stored and compacted, and the compaction's tail of that."""
     settings = MetricsSettings()
@@ -182,12 +262,16 @@ async def bench_service(
         assert result.status == "stored"
 
     try:
+        if meter:
+            meter.start()
         started = time.perf_counter()
         await _gather_limited(concurrency, [ingest(b) for b in bodies])
         answered = time.perf_counter()
         async with pool.acquire() as conn:
             await _caught_up(conn)
         done = time.perf_counter()
+        if meter:
+            meter.stop()
     finally:
         compacting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -196,7 +280,12 @@ async def bench_service(
 
 
 async def bench_http(
-    url: str, database_url: str, secret: str, bodies: list[bytes], concurrency: int
+    url: str,
+    database_url: str,
+    secret: str,
+    bodies: list[bytes],
+    concurrency: int,
+    meter: CpuMeter | None = None,
 ) -> tuple[float, float]:
     """Seconds until every batch is answered and the server's compaction has caught up."""
     conn = await asyncpg.connect(database_url)
@@ -209,17 +298,23 @@ async def bench_http(
                 assert response.status_code == 200, response.text
                 assert response.json()["status"] == "stored", response.text
 
+            if meter:
+                meter.start()
             started = time.perf_counter()
             await _gather_limited(concurrency, [post(b) for b in bodies])
             answered = time.perf_counter()
             await _caught_up(conn)
             done = time.perf_counter()
+            if meter:
+                meter.stop()
             return done - started, done - answered
     finally:
         await conn.close()
 
 
-async def bench_floor(pool: asyncpg.Pool, batches: list[dict[str, Any]], concurrency: int) -> float:
+async def bench_floor(
+    pool: asyncpg.Pool, batches: list[dict[str, Any]], concurrency: int, meter: CpuMeter | None = None
+) -> float:
     async with pool.acquire() as conn:
         await conn.execute("CREATE TABLE floor_rows (LIKE metrics_minutes)")
         await conn.execute(
@@ -275,9 +370,19 @@ async def bench_floor(pool: asyncpg.Pool, batches: list[dict[str, Any]], concurr
             if logs:
                 await conn.copy_records_to_table("floor_logs", records=logs, columns=LOG_COLUMNS)
 
+    if meter:
+        meter.start()
     started = time.perf_counter()
     await _gather_limited(concurrency, [copy(r, lg) for r, lg in prepared])
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if meter:
+        meter.stop()
+    async with pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT coalesce(sum(requests), 0) FROM floor_rows")
+        logged = await conn.fetchval("SELECT count(*) FROM floor_logs")
+    assert stored == _requests(batches), f"floor holds {stored} requests, batches had {_requests(batches)}"
+    assert logged == sum(len(b["logs"]) for b in batches), f"floor holds {logged} log entries"
+    return seconds
 
 
 def _ts(seconds: float) -> Any:
@@ -318,63 +423,120 @@ def _start_control_plane(database_url: str, secret: str) -> tuple[subprocess.Pop
     raise RuntimeError("the control plane did not start")
 
 
+TARGETS = ("floor_copy", "service", "http")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _run_one(
+    target: str, admin: asyncpg.Connection, server: str, template: str, database: str, args: Any
+) -> dict[str, Any]:
+    """One timed run of `target` on a fresh clone of the migrated template; its totals checked."""
+    await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+    url = _with_database(server, database)
+    secret = secrets.token_hex(16)
+    batches = make_batches(args.batches, args.rows, args.logs)  # fresh batch ids every run
+    bodies = [msgspec.json.encode(b) for b in batches]
+    tail: float | None = None
+    try:
+        if target == "http":
+            proc, api = _start_control_plane(url, secret)
+            try:
+                meter = CpuMeter(database, server_pid=proc.pid)
+                seconds, tail = await bench_http(api, url, secret, bodies, args.concurrency, meter)
+                conn = await asyncpg.connect(url)
+                try:
+                    await check_totals(conn, _requests(batches))
+                finally:
+                    await conn.close()
+            finally:
+                _stop(proc)
+        else:
+            pool = await db.create_pool(
+                DatabaseSettings(url=url, pool_min=args.concurrency, pool_max=args.concurrency)
+            )
+            meter = CpuMeter(database)
+            try:
+                if target == "floor_copy":
+                    seconds = await bench_floor(pool, batches, args.concurrency, meter)
+                else:
+                    seconds, tail = await bench_service(pool, secret, bodies, args.concurrency, meter)
+                    async with pool.acquire() as conn:
+                        await check_totals(conn, _requests(batches))
+            finally:
+                await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    events = args.batches * (args.rows + args.logs)
+    result: dict[str, Any] = {
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "cpu_s": meter.seconds,
+    }
+    if tail is not None:
+        result["compaction_tail_s"] = round(tail, 3)
+    return result
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """`args.rounds` rounds of the three targets, order rotated each round; every round and medians."""
     server = os.environ.get("DATABASE_URL", DEFAULT_SERVER_URL)
     name = f"plugyard_bench_ingest_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server, name)
-    secret = secrets.token_hex(16)
-    proc = None
     try:
-        conn = await db.connect(url)
-        await db.migrate(conn, PROJECT_ROOT / "migrations")
-        await conn.executemany(
-            "INSERT INTO tenants (slug, name) VALUES ($1, $1)", [(f"bench-{i}",) for i in range(TENANTS)]
-        )
-        await conn.close()
-        pool = await db.create_pool(
-            DatabaseSettings(url=url, pool_min=args.concurrency, pool_max=args.concurrency)
-        )
-        events = args.batches * (args.rows + args.logs)
-        results: dict[str, Any] = {
-            "batches": args.batches,
-            "rows_per_batch": args.rows,
-            "logs_per_batch": args.logs,
-            "concurrency": args.concurrency,
-            "events": events,
-        }
-        # Fresh batch ids for each contender; the same shape and keys.
-        floor_s = await bench_floor(pool, make_batches(args.batches, args.rows, args.logs), args.concurrency)
-        service_batches = make_batches(args.batches, args.rows, args.logs)
-        service_bodies = [msgspec.json.encode(b) for b in service_batches]
-        service_s, service_tail = await bench_service(pool, secret, service_bodies, args.concurrency)
-        async with pool.acquire() as conn:
-            await check_totals(conn, _requests(service_batches))
-        await pool.close()
-        proc, api = _start_control_plane(url, secret)
-        http_batches = make_batches(args.batches, args.rows, args.logs)
-        http_bodies = [msgspec.json.encode(b) for b in http_batches]
-        http_s, http_tail = await bench_http(api, url, secret, http_bodies, args.concurrency)
-        conn = await asyncpg.connect(url)
+        conn = await db.connect(_with_database(server, name))
         try:
-            await check_totals(conn, _requests(service_batches) + _requests(http_batches))
+            await db.migrate(conn, PROJECT_ROOT / "migrations")
+            await conn.executemany(
+                "INSERT INTO tenants (slug, name) VALUES ($1, $1)",
+                [(f"bench-{i}",) for i in range(TENANTS)],
+            )
         finally:
             await conn.close()
-        for label, seconds in (("floor_copy", floor_s), ("service", service_s), ("http", http_s)):
-            results[label] = {"seconds": round(seconds, 3), "events_per_s": round(events / seconds)}
-        results["service"]["compaction_tail_s"] = round(service_tail, 3)
-        results["http"]["compaction_tail_s"] = round(http_tail, 3)
-        return results
+        rounds: list[dict[str, Any]] = []
+        for r in range(max(1, args.rounds)):
+            # Rotate the order each round so no target always runs right after the same neighbour.
+            order = list(TARGETS[r % len(TARGETS) :] + TARGETS[: r % len(TARGETS)])
+            one: dict[str, Any] = {"order": order}
+            for target in order:
+                one[target] = await _run_one(target, admin, server, name, f"{name}_r{r}_{target}", args)
+            floor = one["floor_copy"]["events_per_s"]
+            one["ratio"] = {t: round(one[t]["events_per_s"] / floor, 3) for t in TARGETS[1:]}
+            rounds.append(one)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    results: dict[str, Any] = {
+        "batches": args.batches,
+        "rows_per_batch": args.rows,
+        "logs_per_batch": args.logs,
+        "concurrency": args.concurrency,
+        "events": args.batches * (args.rows + args.logs),
+        "rounds": len(rounds),
+        "per_round": rounds,
+    }
+    for target in TARGETS:
+        runs = [one[target] for one in rounds]
+        results[target] = {
+            key: round(statistics.median(run[key] for run in runs), 3)
+            for key in ("seconds", "events_per_s", "compaction_tail_s")
+            if key in runs[0]
+        }
+        results[target]["events_per_s"] = round(results[target]["events_per_s"])
+        results[target]["cpu_s"] = {
+            key: round(statistics.median(run["cpu_s"][key] for run in runs), 2) for key in runs[0]["cpu_s"]
+        }
+        if target != "floor_copy":
+            results[target]["ratio"] = round(statistics.median(one["ratio"][target] for one in rounds), 3)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=500, help="aggregate rows per batch")
     parser.add_argument("--logs", type=int, default=50, help="log entries per batch")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the three, order rotated")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args(argv)
     log.configure(log_format="console", level="warning")
@@ -392,19 +555,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         f"metrics ingest: {args.batches} batches x ({args.rows} rows + {args.logs} logs), "
-        f"concurrency {args.concurrency}, {results['events']} events"
+        f"concurrency {args.concurrency}, {results['events']} events, {results['rounds']} round(s)"
     )
-    floor = results["floor_copy"]["events_per_s"]
-    for label in ("floor_copy", "service", "http"):
+    for n, one in enumerate(results["per_round"], 1):
+        print(
+            f"  round {n} ({', '.join(one['order'])}): "
+            + ", ".join(f"{t} {one[t]['events_per_s']} events/s" for t in TARGETS)
+            + f"; service {one['ratio']['service']:.2f}x, http {one['ratio']['http']:.2f}x"
+        )
+    print("  medians:")
+    for label in TARGETS:
         r = results[label]
         tail = (
             f"  (compaction caught up {r['compaction_tail_s']:.2f} s after the last answer)"
             if "compaction_tail_s" in r
             else ""
         )
+        ratio = f"{100 * r['ratio']:5.1f}% of floor" if "ratio" in r else "  floor       "
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s"].items())
         print(
-            f"  {label:<11} {r['events_per_s']:>9} events/s  {r['seconds']:>7.2f} s  "
-            f"{100 * r['events_per_s'] / floor:5.1f}% of floor{tail}"
+            f"  {label:<11} {r['events_per_s']:>9} events/s  {r['seconds']:>7.2f} s  {ratio}  "
+            f"CPU s: {cpu}{tail}"
         )
     return 0
 

@@ -62,7 +62,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Stack], Section
         "2": [("2", lambda st: sec_cold.run(st, count=args.cold or (30 if quick else 200)))],
         "3": [("3", lambda st: sec_publish.run(st, count=args.publishes or (10 if quick else 100)))],
         "4": [("4", lambda st: sec_control.run(st, seconds=seconds, rounds=rounds, connections=conns))],
-        "5": [("5", lambda st: sec_ingest.run(quick=quick))],
+        "5": [("5", lambda st: sec_ingest.run(quick=quick, rounds=rounds))],
         "6": [
             (
                 "6a",
