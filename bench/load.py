@@ -32,13 +32,15 @@ class LoadResult(msgspec.Struct, kw_only=True):
     errors: int = 0
 
 
-def ensure_tools(*, install: bool) -> None:
-    """Check that wrk and hey are on PATH; install the Debian packages when allowed.
+def ensure_tools(*, install: bool, tools: Sequence[str] = TOOLS) -> None:
+    """Check that the tools (wrk, hey; valgrind for section 1b) are on PATH; install when allowed.
+
+    Each tool is the Debian package of the same name (`valgrind` brings `callgrind_control`).
 
     Raises:
         RuntimeError: a tool is missing and cannot be installed.
     """
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+    missing = [t for t in tools if shutil.which(t) is None]
     if not missing:
         return
     if not install or shutil.which("apt-get") is None:
@@ -47,10 +49,10 @@ def ensure_tools(*, install: bool) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, timeout=300)
 
 
-def tool_versions() -> str:
+def tool_versions(tools: Sequence[str] = TOOLS) -> str:
     """Package versions of the load tools (dpkg), for the report."""
     out = []
-    for tool in TOOLS:
+    for tool in tools:
         res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", tool], capture_output=True, text=True)
         out.append(f"{tool} {res.stdout.strip() or '?'}")
     return ", ".join(out)

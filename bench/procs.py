@@ -72,8 +72,11 @@ def workerd_version() -> str:
 class Workerd:
     """A workerd process serving one of the floor configs under bench/floors/."""
 
-    def __init__(self, config: str, log: IO[bytes], *, experimental: bool = False) -> None:
-        """Describe the process; `start` launches it."""
+    def __init__(
+        self, config: str, log: IO[bytes], *, experimental: bool = False, binary: Path | None = None
+    ) -> None:
+        """Describe the process (`binary`: another executable than WORKERD_BIN); `start` launches it."""
+        self.binary = binary or WORKERD_BIN
         self.config = FLOORS / config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,18 +84,18 @@ class Workerd:
         self.experimental = experimental
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Workerd:
+    def start(self, *, timeout_s: float = 20.0) -> Workerd:
         """Launch and wait until it answers."""
-        cmd = [str(WORKERD_BIN), "serve", str(self.config), "--socket-addr", f"http=127.0.0.1:{self.port}"]
+        cmd = [str(self.binary), "serve", str(self.config), "--socket-addr", f"http=127.0.0.1:{self.port}"]
         if self.experimental:
             cmd.append("--experimental")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_http(self.url + "/", self.proc, timeout_s=20)
+        wait_http(self.url + "/", self.proc, timeout_s=timeout_s)
         return self
 
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after 1 s."""
-        stop_process(self.proc)
+    def stop(self, *, grace_s: float = 1.0) -> None:
+        """SIGTERM, SIGKILL after `grace_s`."""
+        stop_process(self.proc, grace_s=grace_s)
 
 
 class PythonServer:

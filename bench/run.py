@@ -20,7 +20,7 @@ from bench.procs import workerd_version
 from bench.report import Section
 from bench.stack import Stack
 
-ALL = ("1", "2", "3", "4", "5", "6", "7")
+ALL = ("1", "1b", "2", "3", "4", "5", "6", "7")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,11 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="seconds per load run (default 5; quick 2)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per target (default 4; quick 1)")
     p.add_argument("--connections", type=int, default=32, help="load concurrency (default 32)")
+    p.add_argument(
+        "--instr-requests", type=int, help="requests per count in section 1b (default 1500; quick 200)"
+    )
     p.add_argument("--cold", type=int, help="new versions for the cold path (default 200; quick 30)")
     p.add_argument("--publishes", type=int, help="publishes and rollbacks (default 100; quick 10)")
     p.add_argument("--scale", help="tenant counts for section 6 (default 100,1000,10000; quick 100,1000)")
     p.add_argument("--markdown", type=Path, help="also write the markdown block to this file")
-    p.add_argument("--no-install", action="store_true", help="do not apt-get install missing wrk/hey")
+    p.add_argument(
+        "--no-install", action="store_true", help="do not apt-get install missing wrk/hey/valgrind"
+    )
     p.add_argument("--workdir", type=Path, help="keep logs and gateway storage here (default: a temp dir)")
     return p
 
@@ -44,6 +49,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Stack], Section
         sec_cold,
         sec_control,
         sec_ingest,
+        sec_instr,
         sec_pool,
         sec_publish,
         sec_scale,
@@ -59,6 +65,14 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Stack], Section
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     plan: dict[str, list[tuple[str, Callable[[Stack], Section]]]] = {
         "1": [("1", lambda st: sec_warm.run(st, seconds=seconds, rounds=rounds, connections=conns))],
+        "1b": [
+            (
+                "1b",
+                lambda st: sec_instr.run(
+                    st, requests=args.instr_requests or (200 if quick else 1500), rounds=rounds
+                ),
+            )
+        ],
         "2": [("2", lambda st: sec_cold.run(st, count=args.cold or (30 if quick else 200)))],
         "3": [("3", lambda st: sec_publish.run(st, count=args.publishes or (10 if quick else 100)))],
         "4": [("4", lambda st: sec_control.run(st, seconds=seconds, rounds=rounds, connections=conns))],
@@ -88,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected sections; returns 1 if any section failed to run (never for a missed target)."""
     args = _parser().parse_args(argv)
     plan = _plan(args)
-    load.ensure_tools(install=not args.no_install)
+    tools = (*load.TOOLS, "valgrind") if any(number == "1b" for number, _ in plan) else load.TOOLS
+    load.ensure_tools(install=not args.no_install, tools=tools)
     header = {
         "date": report.now(),
         **report.machine(),
         "workerd": workerd_version(),
-        "load tools": load.tool_versions(),
+        "load tools": load.tool_versions(tools),
         "command": ("python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)).strip(),
         "code": report.git_state(),
         "load average": report.loadavg(),
