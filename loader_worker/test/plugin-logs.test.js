@@ -142,7 +142,12 @@ function deepHelper(token) {
   throw new TypeError("bad token " + token);
 }
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
+    // A background task that fails after the response: followed through ctx.waitUntil.
+    if (new URL(request.url).pathname === "/background") {
+      ctx.waitUntil(new Promise((r) => setTimeout(r, 20)).then(() => { throw new SyntaxError("background job failed"); }));
+      return new Response("accepted");
+    }
     // What Cloudflare's runtime throws when a plugin runs out of CPU (workerd does not enforce it).
     if (new URL(request.url).pathname === "/cpu") throw new Error("Worker exceeded CPU time limit.");
     if (new URL(request.url).pathname === "/reject") {
@@ -155,7 +160,8 @@ export default {
   assert.equal((await get(gw, "b.logs.test", "/")).status, 502);
   assert.equal((await get(gw, "b.logs.test", "/reject")).status, 200);
   assert.equal((await get(gw, "b.logs.test", "/cpu")).status, 502);
-  await waitFor(() => receiver.logs("pl-b").filter((l) => l.kind === "exception").length >= 2, "two exceptions");
+  assert.equal((await get(gw, "b.logs.test", "/background")).status, 200);
+  await waitFor(() => receiver.logs("pl-b").filter((l) => l.kind === "exception").length >= 3, "three exceptions");
   const exceptions = receiver.logs("pl-b").filter((l) => l.kind === "exception");
   const thrown = exceptions.find((l) => l.message.startsWith("TypeError"));
   assert.equal(thrown.message, "TypeError: bad token [secret]");
@@ -165,12 +171,13 @@ export default {
   assert.ok(!thrown.stack.includes(TOKEN));
   const rejected = exceptions.find((l) => l.message.startsWith("RangeError"));
   assert.equal(rejected.message, "RangeError: nobody waits for [secret]");
-  await waitFor(() => receiver.rows("pl-b").reduce((n, r) => n + r.requests, 0) === 3, "three requests");
+  assert.ok(exceptions.some((l) => l.message === "SyntaxError: background job failed"), "the failed waitUntil task");
+  await waitFor(() => receiver.rows("pl-b").reduce((n, r) => n + r.requests, 0) === 4, "four requests");
   const outcomes = receiver.rows("pl-b").reduce((o, r) => {
     for (const [k, v] of Object.entries(r.outcomes)) o[k] = (o[k] ?? 0) + v;
     return o;
   }, {});
-  assert.deepEqual(outcomes, { exception: 1, ok: 1, exceededCpu: 1 });
+  assert.deepEqual(outcomes, { exception: 1, ok: 2, exceededCpu: 1 });
 });
 
 test("a request that logs nothing makes no call back into the gateway", async () => {
