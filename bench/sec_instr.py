@@ -10,15 +10,12 @@ I/O, system calls) is not counted, nor anything outside the server process.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench import load, pushes
@@ -114,23 +111,6 @@ def _alive(pids: list[int]) -> list[int]:
     ]
 
 
-@contextlib.contextmanager
-def _flush_interval(ms: int | None) -> Iterator[None]:
-    """PLUGYARD_METRICS_FLUSH_MS for a gateway started inside (GatewayProcess passes os.environ)."""
-    if ms is None:
-        yield
-        return
-    old = os.environ.get("PLUGYARD_METRICS_FLUSH_MS")
-    os.environ["PLUGYARD_METRICS_FLUSH_MS"] = str(ms)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PLUGYARD_METRICS_FLUSH_MS", None)
-        else:
-            os.environ["PLUGYARD_METRICS_FLUSH_MS"] = old
-
-
 def run(stack: Stack, *, requests: int, rounds: int) -> Section:
     """Start the floor front and two gateways under callgrind, warm them, count `rounds` times."""
     for tool in ("valgrind", "callgrind_control"):
@@ -142,31 +122,35 @@ def run(stack: Stack, *, requests: int, rounds: int) -> Section:
     # section 1 (it ingests from a separate process: its own work is not counted here).
     ingest_url = f"http://127.0.0.1:{stack.control_plane.port}{INGEST_PATH}"
     front = Workerd("front.capnp", stack.log("callgrind-front"), experimental=True, binary=cg.wrapper)
-    gateways = {
-        BARE: GatewayProcess(
+
+    def make_gateway(
+        name: str, ingest_url: str | None = None, env: dict[str, str] | None = None
+    ) -> GatewayProcess:
+        return GatewayProcess(
             port=free_port(),
-            storage_dir=stack.workdir / "callgrind-gateway-no-metrics",
+            storage_dir=stack.workdir / name,
             secret=stack.secret,
-            log=stack.log("callgrind-gateway-no-metrics"),
-            workerd=cg.wrapper,
-        ),
-        GATEWAY: GatewayProcess(
-            port=free_port(),
-            storage_dir=stack.workdir / "callgrind-gateway",
-            secret=stack.secret,
-            log=stack.log("callgrind-gateway"),
+            log=stack.log(name),
             workerd=cg.wrapper,
             ingest_url=ingest_url,
+            env=env,
+        )
+
+    gateways = {
+        BARE: make_gateway("callgrind-gateway-no-metrics"),
+        GATEWAY: make_gateway(
+            "callgrind-gateway",
+            ingest_url=ingest_url,
+            env={"PLUGYARD_METRICS_FLUSH_MS": str(FLUSH_MS)},
         ),
     }
     counts: dict[str, list[float]] = {}
     try:
         front.start(timeout_s=START_TIMEOUT_S)
         assert front.proc is not None
-        for name, gateway in gateways.items():
-            with _flush_interval(FLUSH_MS if name == GATEWAY else None):
-                gateway.start(timeout_s=START_TIMEOUT_S)
-            pushes.push_plugin(gateway.url, stack.secret, "warm", "prod", f"{HOST}/*", "hello", code)
+        for process in gateways.values():
+            process.start(timeout_s=START_TIMEOUT_S)
+            pushes.push_plugin(process.url, stack.secret, "warm", "prod", f"{HOST}/*", "hello", code)
         targets: dict[str, tuple[int, str, str | None]] = {
             BINDING: (front.proc.pid, front.url + "/binding/x", None),
             LOADER: (front.proc.pid, front.url + "/loader/x?id=warm", None),

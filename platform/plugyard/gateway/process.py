@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -32,11 +33,13 @@ class GatewayProcess:
         log: IO[bytes] | None = None,
         workerd: Path | None = None,
         ingest_url: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the process; `start` launches it.
 
         `ingest_url` is the control plane's metrics ingest endpoint (PLUGYARD_INGEST_URL);
-        without it the gateway collects no metrics or plugin logs.
+        without it the gateway collects no metrics or plugin logs. `env`: more environment
+        variables for workerd (e.g. PLUGYARD_METRICS_FLUSH_MS), over this process's own.
         """
         self.host = host
         self.port = port
@@ -45,6 +48,7 @@ class GatewayProcess:
         self.log = log
         self.workerd = workerd or Path(os.environ.get("PLUGYARD_WORKERD_BIN", WORKERD_BIN))
         self.ingest_url = ingest_url
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self._config_dir: Path | None = None
 
@@ -77,7 +81,7 @@ class GatewayProcess:
         if not self.workerd.exists():
             raise FileNotFoundError(f"{self.workerd} is missing: run `npm ci` in {LOADER_WORKER_DIR}")
         self.storage_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PLUGYARD_GATEWAY_SECRET": self.secret}
+        env = {**os.environ, **self.env, "PLUGYARD_GATEWAY_SECRET": self.secret}
         if self.ingest_url:
             env["PLUGYARD_INGEST_URL"] = self.ingest_url
         self.proc = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
